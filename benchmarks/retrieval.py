@@ -1,0 +1,219 @@
+"""Retrieval benchmarks: ingestion vs plain ``SentenceTransformer.encode``, and filtered hybrid query latency.
+
+    PYTHONPATH=. HF_HUB_OFFLINE=1 python -m benchmarks.retrieval ingest --db sqlite:///data/crm.db --n 1000
+    PYTHONPATH=. python -m benchmarks.retrieval query --sizes 100000,1000000 --local-sample 20000
+
+Query latency runs on synthetic clustered 384-d vectors (uniform random vectors give HNSW poor recall)
+with synthetic Zipf-distributed sparse terms and CRM-like payloads; the filter is a rep's permission filter
+(own records or one team out of eight) plus an object type.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DIM = 384
+
+
+def rss_mb() -> float:
+    import psutil
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def du_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+# ----------------------------------------------------------------------------------------- ingestion
+def bench_ingest(db_url: str, n: int) -> list[dict[str, Any]]:
+    """End-to-end chunks/s (read rows, chunk, embed, sparse, upsert, flush) vs plain encode of the same texts."""
+    from sentence_transformers import SentenceTransformer
+
+    from config.db import make_engine, session_factory
+    from retrieval.documents import Loader
+    from retrieval.embeddings import CachedEmbedder, E5Embedder, SentenceTransformerEmbedder, minilm_dir
+    from retrieval.indexer import write_chunks
+    from retrieval.store import EdgeStore
+
+    engine = make_engine(db_url)
+    with session_factory(engine)() as s:
+        loader = Loader(s)
+        chunks = []
+        for obj, row in loader.iter_all():
+            if obj in ("activity", "case"):
+                chunks.extend(loader.chunks_of_row(obj, row))
+            if len(chunks) >= n:
+                break
+    chunks = chunks[:n]
+    texts = [c.text for c in chunks]
+    rows: list[dict[str, Any]] = []
+
+    model = SentenceTransformer(str(minilm_dir()), device="cpu")
+    t0 = time.perf_counter()
+    model.encode(texts)  # the baseline: defaults (batch 32, no store, no cache)
+    base = time.perf_counter() - t0
+    rows.append({"pipeline": "baseline: SentenceTransformer.encode (MiniLM, defaults, embed only)",
+                 "chunks/s": n / base, "x": 1.0})
+
+    tmp = Path(tempfile.mkdtemp())
+    for name, inner in (("minilm", SentenceTransformerEmbedder(minilm_dir(), name="minilm", batch_size=64)),
+                        ("e5", E5Embedder(batch_size=64))):
+        embedder = CachedEmbedder(inner, tmp / f"cache-{name}.sqlite")
+        for label in ("cold cache", "warm cache (re-index)"):
+            store = EdgeStore(tmp / f"shard-{name}-{label[:4]}", inner.dim)
+            t0 = time.perf_counter()
+            for i in range(0, n, 256):
+                write_chunks(store, embedder, chunks[i:i + 256])
+            store.flush()
+            dt = time.perf_counter() - t0
+            store.close()
+            rows.append({"pipeline": f"crmind end to end, {name}, {label}", "chunks/s": n / dt, "x": base / dt})
+    shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+# ----------------------------------------------------------------------------------------- query latency
+def synthetic(n: int, seed: int = 0, clusters: int = 2000) -> tuple[np.ndarray, list[Any], list[dict[str, Any]]]:
+    """Clustered unit vectors, Zipf sparse vectors and CRM-like payloads."""
+    from retrieval.sparse import SparseVec
+
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(clusters, DIM)).astype(np.float32)
+    assign = rng.integers(0, clusters, n)
+    vecs = centers[assign] + rng.normal(scale=0.35, size=(n, DIM)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    terms = np.minimum(rng.zipf(1.3, size=(n, 12)), 50_000)
+    sparse = []
+    for row in terms:
+        ids, counts = np.unique(row, return_counts=True)
+        sparse.append(SparseVec(ids.tolist(), (counts * 2.2 / (counts + 1.2)).astype(float).tolist()))
+    types = np.array(["activity", "case", "account", "opportunity", "article"])[
+        rng.choice(5, n, p=[0.7, 0.15, 0.05, 0.07, 0.03])]
+    payloads = [{"record": f"{types[i]}:{i}", "object_type": str(types[i]), "record_id": i, "chunk_no": 0,
+                 "team_id": int(rng.integers(1, 9)), "owner_id": int(rng.integers(1, 101)),
+                 "account_id": int(rng.integers(1, 5001)), "ts": int(1.7e9 + rng.integers(0, 3e7)), "text": ""}
+                for i in range(n)]
+    return vecs, sparse, payloads
+
+
+def load(store: Any, vecs: np.ndarray, sparse: list[Any], payloads: list[dict[str, Any]]) -> float:
+    from retrieval.documents import Chunk
+
+    t0 = time.perf_counter()
+    for i in range(0, len(vecs), 2000):
+        chunks = [Chunk(f"{p['record']}#0", "", p) for p in payloads[i:i + 2000]]
+        store.upsert(chunks, vecs[i:i + 2000], sparse[i:i + 2000])
+    store.flush()
+    return time.perf_counter() - t0
+
+
+def run_queries(store: Any, queries: np.ndarray, qsparse: list[Any], conds: list[Any], *,
+                mode: str = "hybrid", exact: bool = False) -> tuple[list[float], list[list[str]]]:
+    lat, ids = [], []
+    for q, s, c in zip(queries, qsparse, conds, strict=True):
+        t0 = time.perf_counter()
+        hits = store.query(q, s, c, limit=10, candidates=50, mode=mode, exact=exact)
+        lat.append((time.perf_counter() - t0) * 1000)
+        ids.append([h.point_id for h in hits])
+    return lat, ids
+
+
+def recall(approx: list[list[str]], exact: list[list[str]]) -> float:
+    scores = [len(set(a) & set(e)) / max(1, len(e)) for a, e in zip(approx, exact, strict=True)]
+    return float(np.mean(scores))
+
+
+def bench_query(sizes: list[int], n_queries: int, local_sample: int) -> list[dict[str, Any]]:
+    from crm.access import Principal
+    from retrieval.filters import search_filter
+    from retrieval.sparse import SparseVec
+    from retrieval.store import ClientStore, EdgeStore
+
+    rows: list[dict[str, Any]] = []
+    rng = np.random.default_rng(1)
+    for n in sizes:
+        vecs, sparse, payloads = synthetic(n)
+        pick = rng.integers(0, n, n_queries)
+        queries = vecs[pick] + rng.normal(scale=0.2, size=(n_queries, DIM)).astype(np.float32)
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        qsparse = [SparseVec(sorted(set(sparse[i].indices[:3])), [1.0] * len(set(sparse[i].indices[:3])))
+                   for i in pick]
+        conds = [search_filter(Principal(user_id=int(rng.integers(1, 101)), role="rep",
+                                         team_ids=frozenset({int(rng.integers(1, 9))})),
+                               object_types=["activity", "case"]) for _ in range(n_queries)]
+        tmp = Path(tempfile.mkdtemp(dir=os.environ.get("BENCH_TMP")))
+        store = EdgeStore(tmp / "shard", DIM)
+        upsert_s = load(store, vecs, sparse, payloads)
+        t0 = time.perf_counter()
+        store.optimize()
+        optimize_s = time.perf_counter() - t0
+        run_queries(store, queries[:20], qsparse[:20], conds[:20])  # warm-up
+        lat, approx = run_queries(store, queries, qsparse, conds)
+        _, exact = run_queries(store, queries, qsparse, conds, exact=True)
+        dlat, dapprox = run_queries(store, queries, qsparse, conds, mode="dense")
+        _, dexact = run_queries(store, queries, qsparse, conds, mode="dense", exact=True)
+        rows.append({"engine": "qdrant-edge (embedded)", "chunks": n, "p50 ms": np.percentile(lat, 50),
+                     "p95 ms": np.percentile(lat, 95), "dense p95 ms": np.percentile(dlat, 95),
+                     "recall@10 hybrid": recall(approx, exact), "recall@10 dense": recall(dapprox, dexact),
+                     "upsert s": upsert_s, "optimize s": optimize_s, "rss MB": rss_mb(),
+                     "disk MB": du_mb(tmp / "shard")})
+        store.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+        m = min(n, local_sample)
+        local = ClientStore(DIM, collection="bench", location=":memory:")
+        load(local, vecs[:m], sparse[:m], payloads[:m])
+        nq = min(n_queries, 20)
+        llat, _ = run_queries(local, queries[:nq], qsparse[:nq], conds[:nq])
+        rows.append({"engine": f"qdrant-client local mode{'' if m == n else f' ({m} of {n})'}", "chunks": m,
+                     "p50 ms": np.percentile(llat, 50), "p95 ms": np.percentile(llat, 95), "dense p95 ms": None,
+                     "recall@10 hybrid": 1.0, "recall@10 dense": 1.0, "upsert s": None, "optimize s": None,
+                     "rss MB": rss_mb(), "disk MB": None})
+        local.close()
+        del vecs, sparse, payloads
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    keys = list(rows[0])
+    def fmt(v: Any) -> str:
+        return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) and v < 10 else
+                                      (f"{v:.0f}" if isinstance(v, float) else str(v)))
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    ing = sub.add_parser("ingest")
+    ing.add_argument("--db", required=True)
+    ing.add_argument("--n", type=int, default=1000)
+    q = sub.add_parser("query")
+    q.add_argument("--sizes", default="100000")
+    q.add_argument("--queries", type=int, default=200)
+    q.add_argument("--local-sample", type=int, default=20000)
+    args = parser.parse_args()
+    if args.what == "ingest":
+        print(table(bench_ingest(args.db, args.n)))
+    else:
+        print(table(bench_query([int(s) for s in args.sizes.split(",")], args.queries, args.local_sample)))
+    print(f"peak RSS {peak_rss_mb():.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

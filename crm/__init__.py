@@ -1,0 +1,1 @@
+"""The CRM: objects, store, permissions, proposals, outbox and demo data."""

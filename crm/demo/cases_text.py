@@ -1,0 +1,175 @@
+"""Support case banks per product line and language: (subject, symptom, resolution) plus framing lines."""
+
+from __future__ import annotations
+
+# Placeholders: {acct} {c1} {product} {code} {n} {city} {since} {phone} {email} {agent} {alarm} {fw}
+ISSUES: dict[str, dict[str, tuple[tuple[str, str, str], ...]]] = {
+    "en": {
+        "ess": (
+            ("{code} shows state-of-charge drift",
+             "The displayed state of charge jumps from 62% to 35% within minutes on {n} cabinet(s).",
+             "Recalibrated the BMS state-of-charge estimate and updated firmware to {fw}; readings stable f"
+             "or 72 h."),
+            ("Inverter trips with alarm {alarm}",
+             "The PCS trips several times a day with alarm {alarm}, usually around the morning ramp-up.",
+             "Grid voltage exceeded the trip setting; widened the window per the utility's approval and the"
+             " trips "
+             "stopped."),
+            ("Cooling fan noise on {code}",
+             "Loud rattling from the HVAC unit on the cabinet; site staff worry about overheating.",
+             "Replaced the fan bearing under warranty; temperature logs normal."),
+            ("{code} not reporting to GridPilot",
+             "The system stopped sending data to GridPilot; the dashboard shows offline since {since}.",
+             "The site firewall blocked outbound port 8883 after a change; customer IT reopened it."),
+            ("Capacity lower than expected",
+             "Measured discharge energy is about 8% below nameplate at the {city} site.",
+             "Test ran at low ambient temperature; retest at 25 C showed 99% of nameplate. Explained derati"
+             "ng curve."),
+            ("Cell temperature imbalance alarm",
+             "Alarm {alarm} (cell temperature delta) appears on rack 2 every afternoon.",
+             "Blocked air inlet behind the cabinet; customer moved stored pallets. Alarm cleared."),
+        ),
+        "pack": (
+            ("BP pack fails to wake from sleep",
+             "{n} battery pack(s) stay in sleep mode after the vehicle has been parked over the weekend.",
+             "Updated pack firmware to {fw}, which lowers the wake-up threshold; verified on two vehicles."),
+            ("Swollen cell suspected",
+             "The technician noticed a bulge on one pack casing during the monthly check.",
+             "Pack quarantined and replaced under warranty; root cause analysis sent to the customer."),
+            ("CAN communication errors",
+             "The vehicle controller logs CAN timeouts from the pack; range display goes blank.",
+             "Loose connector on the harness; reseated and applied the locking clip per the install guide."),
+            ("Charging stops at 80%",
+             "Packs stop charging at 80% since {since}.",
+             "Customer had enabled the longevity profile in the fleet settings; disabled it for the deliver"
+             "y routes."),
+        ),
+        "iot": (
+            ("Telematics gateway offline",
+             "{n} gateway(s) have not reported GPS position since {since}.",
+             "SIM cards reached their data cap; moved the fleet to the pooled data plan."),
+            ("Wrong odometer readings",
+             "Odometer values from the gateway are about 3% higher than the vehicle dashboard.",
+             "Wheel-size parameter was wrong for the new trucks; corrected the vehicle profile."),
+            ("Gateway reboot loop",
+             "The device keeps rebooting every few minutes after the last over-the-air update.",
+             "Rolled back to {fw} and re-applied the update with the fixed bootloader."),
+            ("Geofence alerts delayed",
+             "Geofence entry alerts arrive 10-15 minutes late.",
+             "Reporting interval was set to 15 minutes; changed to 30 seconds for the depot geofences."),
+        ),
+        "saas": (
+            ("GridPilot login fails with SSO",
+             "Users get an error after the SSO redirect; started after their identity provider change.",
+             "The new IdP certificate was not uploaded; customer admin updated it in the SSO settings."),
+            ("Monthly savings report is empty",
+             "The savings report for last month shows no data for the {city} site.",
+             "Tariff table for the site expired; updated the tariff and regenerated the report."),
+            ("API rate limit errors",
+             "Their BI integration gets HTTP 429 responses from the GridPilot API.",
+             "Explained the limit of 600 requests per minute; they switched to the bulk export endpoint."),
+            ("Dashboard very slow",
+             "The portfolio dashboard takes over 30 seconds to load for {n} sites.",
+             "Enabled pre-aggregation for the portfolio; load time now under 3 seconds."),
+        ),
+    },
+    "zh": {
+        "ess": (
+            ("{code} 荷电状态跳变",
+             "{n}台储能柜显示的SOC在几分钟内从62%跳到35%。",
+             "重新标定BMS的SOC估算并将固件升级到{fw}，观察72小时读数稳定。"),
+            ("逆变器报警{alarm}跳机",
+             "PCS每天跳机数次，报警代码{alarm}，多发生在早上负荷爬坡时。",
+             "电网电压超过保护定值，经供电局同意放宽保护范围后不再跳机。"),
+            ("{code} 散热风扇异响",
+             "储能柜空调机组有明显异响，现场人员担心过热。",
+             "在质保范围内更换了风扇轴承，温度记录正常。"),
+            ("{code} 无法上传数据到GridPilot",
+             "系统自{since}起不再上传数据，平台显示离线。",
+             "客户防火墙策略变更后封堵了8883端口，客户IT已重新放开。"),
+            ("实际容量低于预期",
+             "{city}现场实测放电量比铭牌容量低约8%。",
+             "测试时环境温度偏低，25度复测达到铭牌的99%，已向客户解释降额曲线。"),
+            ("电芯温差报警",
+             "2号电池簇每天下午出现报警{alarm}（电芯温差过大）。",
+             "柜体后方进风口被遮挡，客户已移走堆放的托盘，报警消除。"),
+        ),
+        "pack": (
+            ("电池包休眠后无法唤醒",
+             "车辆周末停放后，{n}个电池包一直处于休眠状态。",
+             "将电池包固件升级到{fw}，降低唤醒阈值，已在两台车上验证。"),
+            ("疑似电芯鼓包",
+             "月度点检时技术员发现一个电池包外壳有鼓包。",
+             "已隔离该电池包并在质保内更换，根因分析报告已发给客户。"),
+            ("CAN通信故障",
+             "整车控制器记录到电池包CAN超时，续航显示为空白。",
+             "线束接插件松动，重新插紧并按安装手册加装锁扣。"),
+            ("充电到80%停止",
+             "自{since}起电池包充到80%就停止充电。",
+             "客户在车队设置中开启了长寿命模式，已为配送线路关闭。"),
+        ),
+        "iot": (
+            ("车载网关离线",
+             "{n}台网关自{since}起没有上报GPS位置。",
+             "SIM卡流量用尽，已将车队切换到流量池套餐。"),
+            ("里程数据偏差",
+             "网关上报的里程比仪表盘高约3%。",
+             "新车型的轮胎尺寸参数配置错误，已修正车辆档案。"),
+            ("网关反复重启",
+             "最近一次远程升级后设备每隔几分钟重启一次。",
+             "回退到{fw}后重新推送修复了引导程序的升级包。"),
+            ("电子围栏告警延迟",
+             "进入电子围栏的告警延迟10到15分钟。",
+             "上报间隔设置为15分钟，已将场站围栏改为30秒。"),
+        ),
+        "saas": (
+            ("GridPilot单点登录失败",
+             "更换身份认证服务后，用户跳转回来时报错。",
+             "新的IdP证书未上传，客户管理员已在SSO设置中更新。"),
+            ("月度节能报告为空",
+             "上月的节能报告中{city}站点没有数据。",
+             "该站点电价表已过期，更新电价后重新生成报告。"),
+            ("API限流报错",
+             "客户的BI集成调用GridPilot API时返回HTTP 429。",
+             "说明了每分钟600次的限制，客户改用批量导出接口。"),
+            ("仪表盘加载很慢",
+             "{n}个站点的组合仪表盘加载超过30秒。",
+             "为该组合开启预聚合，加载时间降到3秒以内。"),
+        ),
+    },
+}
+OPENERS = {
+    "en": ("Customer reports: ", "{c1} from {acct} wrote in: ", "Reported by phone by {c1}: ",
+           "Ticket from the {acct} portal: ", "Escalated by the field engineer: "),
+    "zh": ("客户反馈：", "{acct}的{c1}来信：", "{c1}来电反映：", "来自{acct}客户门户的工单：", "现场工程师上报："),
+}
+DETAILS = {
+    "en": ("Product: {product}.", "Started around {since}.", "Affects the {city} site.",
+           "Customer says this has happened before.", "No safety impact reported so far."),
+    "zh": ("产品：{product}。", "大约从{since}开始。", "影响{city}站点。", "客户说之前也出现过。",
+           "目前未报告安全影响。"),
+}
+CALLBACK = {
+    "en": ("Please call me back on {phone}.", "Best to reach me on {phone} today.",
+           "You can email me at {email} with the update.", "My mobile is {phone} if you need access to the site.",
+           "Send the RMA form to {email}, thanks."),
+    "zh": ("请回电{phone}。", "今天打{phone}找我比较方便。", "有进展请发邮件到{email}。",
+           "需要进场的话打我手机{phone}。", "退货单请发到{email}，谢谢。"),
+}
+INTERNAL = {
+    "en": ("Checked remote logs; pattern matches known issue in {fw}.",
+           "Spare part reserved in the regional warehouse.",
+           "{agent}: asked R&D for a second opinion.", "Customer is sensitive; keep the account manager in copy.",
+           "Field visit may be needed if remote fix fails."),
+    "zh": ("已查看远程日志，与{fw}的已知问题一致。", "已在区域仓库预留备件。", "{agent}：已请研发协助分析。",
+           "客户比较敏感，请抄送客户经理。", "如远程处理无效需安排上门。"),
+}
+FOLLOW_UPS = {
+    "en": ("Called {c1} to confirm the symptoms and collect logs.", "Emailed {c1} the troubleshooting steps.",
+           "Remote session with {c1}; collected BMS logs.", "Updated {c1}: fix scheduled, will confirm tomorrow.",
+           "Confirmed with {c1} that the issue is resolved; closing the case."),
+    "zh": ("致电{c1}确认故障现象并收集日志。", "已把排查步骤邮件发给{c1}。", "与{c1}远程连线，导出BMS日志。",
+           "告知{c1}：修复已排期，明天确认。", "与{c1}确认问题已解决，准备关闭工单。"),
+}
+ALARMS = ("E-104", "E-217", "W-330", "E-412", "F-051", "W-208")
+FIRMWARE = ("v3.2.1", "v3.4.0", "v4.0.2", "v4.1.5", "v2.9.8")

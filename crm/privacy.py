@@ -1,0 +1,116 @@
+"""Data-subject requests for a contact: export everything held about them, or erase it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+import ledger
+from crm import outbox
+from crm.access import Principal, get_record, view
+from crm.errors import Conflict, Forbidden
+from crm.models import Activity, Case, Contact, Event, Proposal, utcnow
+
+ERASED = "[erased]"
+PRIVACY_ROLES = frozenset({"manager", "admin"})
+
+
+def _check_role(principal: Principal, what: str) -> None:
+    if principal.role not in PRIVACY_ROLES:
+        raise Forbidden(f"only managers and admins can {what} a contact's personal data")
+
+
+def export_contact(session: Session, principal: Principal, contact_id: int) -> dict[str, Any]:
+    """Everything the CRM holds about one contact, as JSON-ready data (an export needs a person)."""
+    _check_role(principal, "export")
+    contact = get_record(session, principal, "contact", contact_id)
+    activities = session.scalars(select(Activity).where(Activity.contact_id == contact_id).order_by(Activity.id))
+    cases = session.scalars(select(Case).where(Case.contact_id == contact_id).order_by(Case.id))
+    events = session.scalars(select(Event).where(Event.contact_id == contact_id).order_by(Event.id))
+    proposals = session.scalars(select(Proposal).where(Proposal.object_type == "contact",
+                                                       Proposal.record_id == contact_id))
+    data = {
+        "contact": view(principal, "contact", contact),
+        "activities": [view(principal, "activity", a) for a in activities],
+        "cases": [view(principal, "case", c) for c in cases],
+        "events": [view(principal, "event", e) for e in events],
+        "proposals": [{"id": p.id, "action": p.action, "status": p.status, "changes": p.changes,
+                       "created_at": p.created_at.isoformat()} for p in proposals],
+    }
+    ledger.append(session, kind="export", actor=principal.actor, refs=[f"contact:{contact_id}"],
+                  input_summary=f"data-subject export of contact {contact_id}",
+                  output={k: len(v) for k, v in data.items() if isinstance(v, list)})
+    return data
+
+
+def _flexible_pattern(value: str) -> str:
+    """Regex for a phone number written with any spacing or dashes, or a literal string."""
+    digits = re.sub(r"\D", "", value)
+    if len(digits) >= 7 and not re.search(r"[A-Za-z@]", value):
+        national = digits[-10:] if len(digits) > 10 else digits
+        return r"(?:\+?\d{1,3}[\s\-.]?)?" + r"[\s\-.()]*".join(national)
+    return re.escape(value)
+
+
+def erase_contact(session: Session, principal: Principal, contact_id: int) -> dict[str, Any]:
+    """Remove a contact's personal data from the CRM and its text, and queue removal from the index.
+
+    Done in the caller's transaction: contact fields, linked activity and case text (name, phone and
+    email in any spelling), pending proposal values and event links are scrubbed together.
+    """
+    _check_role(principal, "erase")
+    contact = get_record(session, principal, "contact", contact_id, for_update=True)
+    if contact.erased_at is not None:
+        raise Conflict(f"contact {contact_id} was already erased")
+    secrets = [v for v in (contact.name, contact.phone, contact.email) if v and len(v) >= 2]
+    pattern = re.compile("|".join(_flexible_pattern(v) for v in sorted(secrets, key=len, reverse=True)),
+                         re.IGNORECASE)
+
+    def scrub(text: str) -> str:
+        return pattern.sub(ERASED, text) if text else text
+
+    touched: dict[str, list[int]] = {"activity": [], "case": []}
+    linked = [Activity.contact_id == contact_id]
+    if contact.account_id is not None:
+        linked.append(Activity.account_id == contact.account_id)
+    for act in session.scalars(select(Activity).where(or_(*linked))):
+        subject, body = scrub(act.subject), scrub(act.body)
+        if (subject, body) != (act.subject, act.body) or act.contact_id == contact_id:
+            act.subject, act.body = subject, body
+            act.version += 1
+            touched["activity"].append(act.id)
+    case_link = [Case.contact_id == contact_id]
+    if contact.account_id is not None:
+        case_link.append(Case.account_id == contact.account_id)
+    for case in session.scalars(select(Case).where(or_(*case_link))):
+        new = (scrub(case.subject), scrub(case.description), scrub(case.resolution), scrub(case.internal_notes))
+        if new != (case.subject, case.description, case.resolution, case.internal_notes):
+            case.subject, case.description, case.resolution, case.internal_notes = new
+            case.version += 1
+            touched["case"].append(case.id)
+    for proposal in session.scalars(select(Proposal).where(Proposal.object_type == "contact",
+                                                           Proposal.record_id == contact_id)):
+        proposal.changes = {f: {"before": ERASED, "after": ERASED} for f in proposal.changes}
+        proposal.before_image = None
+        proposal.reason = ERASED
+    session.execute(update(Event).where(Event.contact_id == contact_id).values(contact_id=None)
+                    .execution_options(synchronize_session=False))
+    contact.name, contact.phone, contact.email, contact.title = ERASED, None, None, ""
+    contact.custom = {}
+    contact.erased_at = utcnow()
+    contact.version += 1
+    outbox.emit(session, "contact", contact_id, "erase")
+    for obj, ids in touched.items():
+        for record_id in ids:
+            outbox.emit(session, obj, record_id, "upsert")
+    summary = {"contact_id": contact_id, "activities_scrubbed": len(touched["activity"]),
+               "cases_scrubbed": len(touched["case"])}
+    ledger.append(session, kind="erase", actor=principal.actor, refs=[f"contact:{contact_id}"],
+                  input_summary=f"data-subject erase of contact {contact_id}", output=summary)
+    return summary
+
+
+__all__ = ["export_contact", "erase_contact", "ERASED", "Contact"]

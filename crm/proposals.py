@@ -1,0 +1,361 @@
+"""Writes go through proposals: propose -> approve / edit / reject -> apply (one transaction) -> undo."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+import ledger
+from config.settings import get_settings
+from crm import outbox
+from crm.access import Principal, check_writable, field_names, get_record, model_for, writable_fields
+from crm.errors import Conflict, Forbidden, InvalidInput, NeedsHuman, NotFound, StaleRecord
+from crm.fields import REQUIRED_ON_CREATE, coerce, jsonable
+from crm.masking import mask_value
+from crm.models import CustomFieldDef, Proposal, User, utcnow
+
+Action = Literal["create", "update", "close", "delete", "owner_change"]
+HUMAN_ONLY_ACTIONS = frozenset({"delete", "owner_change", "bulk", "export"})
+CLOSE_FIELDS = {"opportunity": "stage", "case": "status"}
+CLOSED_VALUES = {"opportunity": ("closed_won", "closed_lost"), "case": ("closed",)}
+# Fields that point at other records: the proposer must be able to read the target.
+LINK_FIELDS = {"account_id": "account", "contact_id": "contact", "opportunity_id": "opportunity",
+               "case_id": "case", "lead_id": "lead"}
+
+
+_CUSTOM_TYPES: dict[str, type | tuple[type, ...]] = {"text": str, "number": (int, float), "bool": bool, "date": str}
+
+
+def _custom_defs(session: Session, obj: str) -> dict[str, CustomFieldDef]:
+    rows = session.scalars(select(CustomFieldDef).where(CustomFieldDef.object_type == obj))
+    return {d.name: d for d in rows}
+
+
+def _coerce_change(session: Session, principal: Principal, obj: str, field: str, value: Any) -> Any:
+    if field.startswith("custom."):
+        name = field.removeprefix("custom.")
+        definition = _custom_defs(session, obj).get(name)
+        if definition is None:
+            raise InvalidInput(f"{obj} has no custom field '{name}'")
+        expected = _CUSTOM_TYPES[definition.type]
+        if value is not None and (not isinstance(value, expected) or
+                                  (definition.type == "number" and isinstance(value, bool))):
+            raise InvalidInput(f"{obj}.{field} expects a {definition.type}")
+        return value
+    if field not in field_names(obj):
+        raise InvalidInput(f"{obj} has no field '{field}'")
+    if field not in writable_fields(obj):
+        raise InvalidInput(f"{obj}.{field} is not a field a proposal can change")
+    out = coerce(obj, field, value)
+    target = LINK_FIELDS.get(field)
+    if target and out is not None:
+        get_record(session, principal, target, out)  # NotFound if the linked record is not readable
+    if field == "owner_id" and out is not None:
+        owner = session.get(User, out)
+        if owner is None or not owner.active:
+            raise InvalidInput(f"owner {out} is not an active user")
+    return out
+
+
+def _current(record: Any, field: str) -> Any:
+    if field.startswith("custom."):
+        return (record.custom or {}).get(field.removeprefix("custom."))
+    return jsonable(getattr(record, field))
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _ledger_safe(obj: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Changes as the ledger stores them: personal values masked, since ledger rows are never erased."""
+    personal = set(get_settings().personal_fields.get(obj, []))
+    return {f: ({k: mask_value(f, v) for k, v in c.items()} if f in personal else c) for f, c in changes.items()}
+
+
+def _key(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def propose(
+    session: Session,
+    principal: Principal,
+    *,
+    object_type: str,
+    action: Action,
+    changes: dict[str, Any],
+    record_id: int | None = None,
+    reason: str = "",
+    evidence: list[str] | None = None,
+    source: str = "user",
+    idempotency_key: str | None = None,
+    parent_decision: str | None = None,
+    bulk: bool = False,
+) -> Proposal:
+    """Create a pending proposal with before/after per field. Nothing in the CRM changes yet."""
+    model_for(object_type)
+    if action not in ("create", "update", "close", "delete", "owner_change"):
+        raise InvalidInput(f"unknown action '{action}'")
+    if action == "create":
+        if record_id is not None:
+            raise InvalidInput("a create proposal must not name a record id")
+        record = None
+        check_writable(principal, object_type, None)
+        missing = [f for f in REQUIRED_ON_CREATE.get(object_type, ()) if changes.get(f) in (None, "")]
+        if missing:
+            raise InvalidInput(f"creating {_article(object_type)} {object_type} needs: {', '.join(missing)}")
+    else:
+        if record_id is None:
+            raise InvalidInput(f"a {action} proposal needs a record id")
+        record = get_record(session, principal, object_type, record_id)
+    check_writable(principal, object_type, record)
+    if action == "delete":
+        if changes:
+            raise InvalidInput("a delete proposal takes no field changes")
+    elif not changes:
+        raise InvalidInput("a proposal needs at least one field change")
+    if action == "close":
+        close_field = CLOSE_FIELDS.get(object_type)
+        if close_field is None:
+            raise InvalidInput(f"{object_type} records cannot be closed; use update")
+        if changes.get(close_field) not in CLOSED_VALUES[object_type]:
+            raise InvalidInput(f"closing a {object_type} sets {close_field} to one of "
+                               f"{', '.join(CLOSED_VALUES[object_type])}")
+    if action == "owner_change" and set(changes) != {"owner_id"}:
+        raise InvalidInput("an owner change proposal changes owner_id only")
+
+    diff: dict[str, Any] = {}
+    for field, value in changes.items():
+        after = jsonable(_coerce_change(session, principal, object_type, field, value))
+        before = None if record is None else _current(record, field)
+        if before != after:
+            diff[field] = {"before": before, "after": after}
+    if action != "delete" and not diff:
+        raise InvalidInput("the proposed values equal the current ones; nothing to change")
+    if action == "update" and "owner_id" in diff:
+        action = "owner_change" if set(diff) == {"owner_id"} else action
+    requires_human = bulk or action in HUMAN_ONLY_ACTIONS or "owner_id" in diff and record is not None
+
+    key = idempotency_key or _key({"o": object_type, "r": record_id, "a": action, "c": diff,
+                                   "v": None if record is None else record.version,
+                                   "u": principal.user_id, "s": source})
+    existing = session.scalar(select(Proposal).where(Proposal.idempotency_key == key))
+    if existing is not None:
+        return existing
+    proposal = Proposal(
+        object_type=object_type, record_id=record_id, action=action, changes=diff, reason=reason[:4000],
+        evidence=list(evidence or []), status="pending", requires_human=requires_human, source=source,
+        created_by=principal.user_id, base_version=None if record is None else record.version,
+        idempotency_key=key,
+    )
+    session.add(proposal)
+    session.flush()
+    row = ledger.append(
+        session, kind="proposal", actor=principal.actor if source == "user" else f"{source}",
+        input_summary=f"{action} {object_type} {record_id or '(new)'}: {reason[:200]}",
+        output={"proposal_id": proposal.id, "changes": _ledger_safe(object_type, diff),
+                "requires_human": requires_human},
+        evidence=proposal.evidence, refs=[f"proposal:{proposal.id}"] + (
+            [f"{object_type}:{record_id}"] if record_id else []),
+        parent_id=parent_decision,
+    )
+    proposal.decision_id = row.id
+    return proposal
+
+
+def get_proposal(session: Session, principal: Principal, proposal_id: int) -> Proposal:
+    """A proposal the principal may see: their own, or one about a record they can write."""
+    proposal = session.get(Proposal, proposal_id)
+    if proposal is None:
+        raise NotFound(f"proposal {proposal_id} not found")
+    if principal.role == "admin" or proposal.created_by == principal.user_id:
+        return proposal
+    if proposal.record_id is not None:
+        try:
+            record = get_record(session, principal, proposal.object_type, proposal.record_id)
+            check_writable(principal, proposal.object_type, record)
+            return proposal
+        except (NotFound, Forbidden):
+            pass
+    raise NotFound(f"proposal {proposal_id} not found")
+
+
+def _claim(session: Session, proposal: Proposal, from_status: tuple[str, ...], to_status: str) -> None:
+    """Atomically move a proposal between states; a concurrent second caller gets ``Conflict``."""
+    result = session.execute(update(Proposal).where(Proposal.id == proposal.id, Proposal.status.in_(from_status))
+                             .values(status=to_status).execution_options(synchronize_session=False))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(proposal)
+        raise Conflict(f"proposal {proposal.id} is {proposal.status}; it cannot be moved to {to_status}")
+    session.refresh(proposal)
+
+
+def reject(session: Session, principal: Principal, proposal_id: int, reason: str = "") -> Proposal:
+    """Reject a pending proposal; nothing is written to the CRM."""
+    proposal = get_proposal(session, principal, proposal_id)
+    _claim(session, proposal, ("pending",), "rejected")
+    proposal.decided_by, proposal.decided_at = principal.user_id, utcnow()
+    ledger.append(session, kind="rejection", actor=principal.actor, parent_id=proposal.decision_id,
+                  input_summary=reason[:500], output={"proposal_id": proposal.id},
+                  refs=_refs(proposal))
+    if proposal.decision_id:
+        ledger.set_outcome(session, proposal.decision_id, "rejected", principal.actor)
+    return proposal
+
+
+def approve(
+    session: Session,
+    principal: Principal,
+    proposal_id: int,
+    *,
+    edits: dict[str, Any] | None = None,
+    by_policy: str | None = None,
+) -> Proposal:
+    """Approve (optionally editing proposed fields only) and apply in the caller's transaction.
+
+    ``by_policy`` names a rule whose approved policy auto-approves; such approvals refuse anything
+    that needs a person. Applying twice is impossible: the second call gets ``Conflict``.
+    """
+    proposal = get_proposal(session, principal, proposal_id)
+    if by_policy and proposal.requires_human:
+        raise NeedsHuman(f"proposal {proposal.id} ({proposal.action}) must be approved by a person")
+    edited = False
+    if edits:
+        unknown = set(edits) - set(proposal.changes)
+        if unknown:
+            raise InvalidInput(f"an edit may only change proposed fields; not {', '.join(sorted(unknown))}")
+        changes = dict(proposal.changes)
+        for field, value in edits.items():
+            after = jsonable(_coerce_change(session, principal, proposal.object_type, field, value))
+            changes[field] = {"before": changes[field]["before"], "after": after}
+        proposal.changes = changes
+        edited = True
+    _claim(session, proposal, ("pending",), "applying")
+    proposal.decided_by, proposal.decided_at = principal.user_id, utcnow()
+    approval = ledger.append(
+        session, kind="approval", actor=by_policy or principal.actor, parent_id=proposal.decision_id,
+        input_summary=f"{'edited and ' if edited else ''}approved proposal {proposal.id}",
+        output={"proposal_id": proposal.id, "edits": _ledger_safe(
+            proposal.object_type, {k: {"after": v} for k, v in (edits or {}).items()})},
+        refs=_refs(proposal), rule_id=by_policy)
+    _apply(session, principal, proposal, approval.id)
+    if proposal.decision_id:
+        ledger.set_outcome(session, proposal.decision_id, "edited" if edited else "accepted", principal.actor)
+    return proposal
+
+
+def _refs(proposal: Proposal) -> list[str]:
+    refs = [f"proposal:{proposal.id}"]
+    if proposal.record_id is not None:
+        refs.append(f"{proposal.object_type}:{proposal.record_id}")
+    return refs
+
+
+def _apply(session: Session, principal: Principal, proposal: Proposal, parent: str) -> None:
+    """Change + before-image + ledger row + outbox row, all in the caller's transaction."""
+    obj = proposal.object_type
+    model: Any = model_for(obj)
+    if proposal.action == "create":
+        record = model()
+        values = {f: coerce(obj, f, c["after"]) for f, c in proposal.changes.items() if "." not in f}
+        custom = {f.removeprefix("custom."): c["after"] for f, c in proposal.changes.items() if "." in f}
+        for field, value in values.items():
+            setattr(record, field, value)
+        if hasattr(record, "owner_id") and record.owner_id is None:
+            record.owner_id = principal.user_id
+        if hasattr(record, "team_id"):
+            owner = session.get(User, record.owner_id) if record.owner_id else None
+            record.team_id = owner.team_id if owner else min(principal.team_ids, default=None)
+        record.custom = custom
+        record.version = 1
+        session.add(record)
+        session.flush()
+        proposal.record_id = record.id
+        proposal.before_image = {"__created__": True}
+    else:
+        record = get_record(session, principal, obj, proposal.record_id or 0, for_update=True)
+        if record.version != proposal.base_version:
+            raise StaleRecord(f"{obj} {record.id} changed after the proposal was made "
+                              f"(version {proposal.base_version} -> {record.version}); propose again")
+        before = {f: _current(record, f) for f in proposal.changes}
+        if proposal.action == "delete":
+            before = {c.name: jsonable(getattr(record, c.name)) for c in model.__table__.columns}
+            proposal.before_image = before
+            try:
+                session.delete(record)
+                session.flush()
+            except IntegrityError:
+                raise Conflict(f"{obj} {record.id} still has linked records; move or close them first") from None
+        else:
+            proposal.before_image = {**before, "__version__": record.version}
+            _set_fields(record, obj, {f: c["after"] for f, c in proposal.changes.items()})
+            if "owner_id" in proposal.changes and hasattr(record, "team_id"):
+                owner = session.get(User, record.owner_id)
+                record.team_id = owner.team_id if owner else record.team_id
+            record.version += 1
+            session.flush()
+    proposal.status = "applied"
+    proposal.applied_at = utcnow()
+    proposal.applied_version = None if proposal.action == "delete" else record.version
+    outbox.emit(session, obj, proposal.record_id or 0, "delete" if proposal.action == "delete" else "upsert")
+    ledger.append(session, kind="apply", actor=principal.actor, parent_id=parent,
+                  input_summary=f"applied {proposal.action} on {obj} {proposal.record_id}",
+                  output={"proposal_id": proposal.id, "changes": _ledger_safe(obj, proposal.changes),
+                          "version": proposal.applied_version},
+                  refs=_refs(proposal))
+
+
+def _set_fields(record: Any, obj: str, values: dict[str, Any]) -> None:
+    custom = dict(record.custom or {})
+    for field, value in values.items():
+        if field.startswith("custom."):
+            custom[field.removeprefix("custom.")] = value
+        else:
+            setattr(record, field, coerce(obj, field, value))
+    record.custom = custom
+
+
+def undo(session: Session, principal: Principal, proposal_id: int) -> Proposal:
+    """Restore the before-image of an applied proposal, if nothing changed the record since."""
+    proposal = get_proposal(session, principal, proposal_id)
+    _claim(session, proposal, ("applied",), "undoing")
+    obj, model = proposal.object_type, model_for(proposal.object_type)
+    image = dict(proposal.before_image or {})
+    if proposal.action == "delete":
+        record: Any = model(**{k: coerce(obj, k, v) if k not in ("custom",) else v for k, v in image.items()
+                               if k not in ("created_at", "updated_at", "erased_at")})
+        check_writable(principal, obj, record)
+        session.add(record)
+        op = "upsert"
+    else:
+        record = get_record(session, principal, obj, proposal.record_id or 0, for_update=True)
+        check_writable(principal, obj, record)
+        if record.version != proposal.applied_version:
+            raise StaleRecord(f"{obj} {record.id} changed after this proposal was applied; undo it by a new proposal")
+        if image.get("__created__"):
+            try:
+                session.delete(record)
+                session.flush()
+            except IntegrityError:
+                raise Conflict(f"{obj} {record.id} now has linked records; it cannot be removed") from None
+            op = "delete"
+        else:
+            _set_fields(record, obj, {k: v for k, v in image.items() if not k.startswith("__")})
+            if "owner_id" in image and hasattr(record, "team_id"):
+                owner = session.get(User, record.owner_id)
+                record.team_id = owner.team_id if owner else record.team_id
+            record.version += 1
+            op = "upsert"
+    session.flush()
+    proposal.status = "undone"
+    outbox.emit(session, obj, proposal.record_id or 0, op)
+    ledger.append(session, kind="undo", actor=principal.actor, parent_id=proposal.decision_id,
+                  input_summary=f"undid proposal {proposal.id}",
+                  output={"restored": sorted(k for k in image if not k.startswith("__"))},
+                  refs=_refs(proposal))
+    return proposal

@@ -1,0 +1,7 @@
+"""The decision record: append-only, hash-chained rows that answer "why"."""
+
+from ledger.models import Decision, DecisionRef
+from ledger.query import decisions_for, trace, verify
+from ledger.record import append, append_now, set_outcome
+
+__all__ = ["Decision", "DecisionRef", "append", "append_now", "set_outcome", "decisions_for", "trace", "verify"]

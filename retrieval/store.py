@@ -1,0 +1,393 @@
+"""One ``VectorStore`` interface, two Qdrant backends with the same schema.
+
+Schema: a collection per tenant; named vectors ``dense`` (cosine) and ``sparse`` (BM25 weights, IDF
+modifier); payload indexes on the permission and filter fields.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from retrieval.documents import Chunk
+from retrieval.embeddings import Matrix
+from retrieval.errors import IndexBusy, RetrievalError
+from retrieval.filters import All, Condition, Match, Range
+from retrieval.sparse import SparseVec
+
+Mode = Literal["hybrid", "dense", "sparse"]
+DENSE, SPARSE = "dense", "sparse"
+KEYWORD_FIELDS = ("object_type", "record", "language", "visibility")
+INTEGER_FIELDS = ("owner_id", "team_id", "account_id", "contact_id", "record_id", "chunk_no", "ts")
+RRF_K = 60
+
+
+@dataclass(frozen=True)
+class StoredHit:
+    """A point returned by a query, with its fused (or single-leg) score."""
+
+    point_id: str
+    score: float
+    payload: dict[str, Any]
+
+
+class VectorStore(Protocol):
+    """What retrieval needs from a vector engine."""
+
+    def upsert(self, chunks: Sequence[Chunk], dense: Matrix, sparse: Sequence[SparseVec]) -> None:
+        """Insert or overwrite chunks (point ids are deterministic)."""
+        ...
+
+    def delete_records(self, records: Sequence[str]) -> None:
+        """Remove every chunk of these records (``"activity:12"``)."""
+        ...
+
+    def delete_stale_chunks(self, record: str, keep: int) -> None:
+        """Remove a record's chunks numbered ``keep`` and above (after it got shorter)."""
+        ...
+
+    def delete_where(self, key: str, value: int) -> None:
+        """Remove every chunk whose payload ``key`` equals ``value``."""
+        ...
+
+    def records_where(self, key: str, value: int) -> set[str]:
+        """The records that have a chunk with payload ``key`` equal to ``value``."""
+        ...
+
+    def query(self, dense: Matrix | None, sparse: SparseVec | None, cond: Condition, *, limit: int,
+              candidates: int, mode: Mode = "hybrid", exact: bool = False) -> list[StoredHit]:
+        """Top chunks within ``cond``: dense and sparse prefetch fused by RRF, in one engine query."""
+        ...
+
+    def count(self) -> int:
+        """Number of chunks stored."""
+        ...
+
+    def flush(self) -> None:
+        """Make every accepted write durable."""
+        ...
+
+    def optimize(self) -> None:
+        """Build indexes after a bulk load."""
+        ...
+
+    def clear(self) -> None:
+        """Drop and recreate the collection (rebuild)."""
+        ...
+
+    def close(self) -> None:
+        """Release files and handles."""
+        ...
+
+
+def _clean_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in payload.items() if v is not None}
+
+
+# --------------------------------------------------------------------------- embedded: qdrant-edge-py
+class EdgeStore:
+    """Qdrant's engine in-process (``qdrant-edge-py``), one shard folder per tenant under the data dir."""
+
+    def __init__(self, path: Path | str, dim: int, *, indexing_threads: int = 2) -> None:
+        self.path = Path(path)
+        self.dim = dim
+        self.indexing_threads = indexing_threads
+        self.shard: Any = self._open()
+
+    def _config(self) -> Any:
+        import qdrant_edge as qe
+        return qe.EdgeConfig(
+            vectors={DENSE: qe.EdgeVectorParams(size=self.dim, distance=qe.Distance.Cosine)},
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000,
+                                           max_indexing_threads=self.indexing_threads),
+        )
+
+    def _open(self) -> Any:
+        import qdrant_edge as qe
+        try:
+            if (self.path / "edge_config.json").exists() or any(self.path.glob("segments*")):
+                return qe.EdgeShard.load(str(self.path))
+            self.path.mkdir(parents=True, exist_ok=True)
+            shard = qe.EdgeShard.create(str(self.path), self._config())
+        except Exception as exc:
+            if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
+                raise IndexBusy("the index is owned by another crmind process (the server?); stop it or use "
+                                "GET /v1/search") from exc
+            raise
+        for name in KEYWORD_FIELDS:
+            shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+        for name in INTEGER_FIELDS:
+            shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Integer))
+        return shard
+
+    def _filter(self, cond: Condition) -> Any:
+        import qdrant_edge as qe
+        if isinstance(cond, Match):
+            values = list(cond.values)
+            match = qe.MatchValue(values[0]) if len(values) == 1 else qe.MatchAny(values)  # type: ignore[arg-type]
+            return qe.FieldCondition(key=cond.key, match=match)
+        if isinstance(cond, Range):
+            return qe.FieldCondition(key=cond.key, range=qe.RangeFloat(gte=cond.gte, lte=cond.lte))
+        if isinstance(cond, All):
+            return qe.Filter(must=[self._filter(c) for c in cond.conditions])
+        if not cond.conditions:  # matches nothing
+            return qe.Filter(must=[qe.FieldCondition(key="object_type", match=qe.MatchValue("\x00none"))])
+        return qe.Filter(should=[self._filter(c) for c in cond.conditions])
+
+    def _as_filter(self, cond: Condition) -> Any:
+        import qdrant_edge as qe
+        built = self._filter(cond)
+        return built if isinstance(built, qe.Filter) else qe.Filter(must=[built])
+
+    def upsert(self, chunks: Sequence[Chunk], dense: Matrix, sparse: Sequence[SparseVec]) -> None:
+        """Upsert points with both named vectors."""
+        import qdrant_edge as qe
+        points = [qe.Point(c.point_id, {DENSE: d.tolist(), SPARSE: qe.SparseVector(s.indices, s.values)},
+                           _clean_payload(c.payload))
+                  for c, d, s in zip(chunks, dense, sparse, strict=True)]
+        if points:
+            self.shard.update(qe.UpdateOperation.upsert_points(points))
+
+    def delete_records(self, records: Sequence[str]) -> None:
+        """Delete by the indexed ``record`` field."""
+        import qdrant_edge as qe
+        if records:
+            self.shard.update(qe.UpdateOperation.delete_points_by_filter(
+                self._as_filter(Match("record", tuple(records)))))
+
+    def delete_stale_chunks(self, record: str, keep: int) -> None:
+        """Delete chunk numbers >= keep of one record."""
+        import qdrant_edge as qe
+        self.shard.update(qe.UpdateOperation.delete_points_by_filter(
+            self._as_filter(All((Match("record", (record,)), Range("chunk_no", gte=keep))))))
+
+    def delete_where(self, key: str, value: int) -> None:
+        """Delete by one payload value."""
+        import qdrant_edge as qe
+        self.shard.update(qe.UpdateOperation.delete_points_by_filter(self._as_filter(Match(key, (value,)))))
+
+    def records_where(self, key: str, value: int) -> set[str]:
+        """Scroll the matching points' ``record`` field."""
+        import qdrant_edge as qe
+        out: set[str] = set()
+        offset = None
+        while True:
+            points, offset = self.shard.scroll(qe.ScrollRequest(
+                offset=offset, limit=1000, filter=self._as_filter(Match(key, (value,))),
+                with_payload=True, with_vector=False))
+            out.update(p.payload["record"] for p in points if p.payload)
+            if offset is None:
+                return out
+
+    def query(self, dense: Matrix | None, sparse: SparseVec | None, cond: Condition, *, limit: int,
+              candidates: int, mode: Mode = "hybrid", exact: bool = False) -> list[StoredHit]:
+        """One engine query: prefetch dense and sparse under the filter, fuse with RRF."""
+        import qdrant_edge as qe
+        flt = self._as_filter(cond)
+        params = qe.SearchParams(hnsw_ef=max(64, candidates), exact=exact)
+        legs: list[Any] = []
+        if mode in ("hybrid", "dense") and dense is not None:
+            legs.append(qe.Prefetch(limit=candidates, query=qe.Query.Nearest(dense.tolist(), using=DENSE),
+                                    filter=flt, params=params))
+        if mode in ("hybrid", "sparse") and sparse is not None and sparse.indices:
+            legs.append(qe.Prefetch(limit=candidates,
+                                    query=qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values),
+                                                           using=SPARSE), filter=flt))
+        if not legs:
+            return []
+        if len(legs) == 1:
+            leg = legs[0]
+            request = qe.QueryRequest(limit=limit, query=leg.query, filter=flt, with_payload=True,
+                                      params=params if mode == "dense" else None)
+        else:
+            request = qe.QueryRequest(limit=limit, query=qe.Fusion.Rrf(k=RRF_K),  # type: ignore[arg-type]
+                                      prefetches=legs, filter=flt,
+                                      with_payload=True)
+        return [StoredHit(str(p.id), float(p.score), dict(p.payload or {})) for p in self.shard.query(request)]
+
+    def count(self) -> int:
+        """Exact point count."""
+        import qdrant_edge as qe
+        return int(self.shard.count(qe.CountRequest(exact=True)))
+
+    def flush(self) -> None:
+        """Flush segments to disk (the WAL already makes accepted writes survive a crash)."""
+        self.shard.flush()
+
+    def optimize(self) -> None:
+        """Build HNSW and payload indexes (Edge has no background optimizer)."""
+        self.shard.optimize()
+
+    def clear(self) -> None:
+        """Delete the shard folder and create an empty one."""
+        self.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.shard = self._open()
+
+    def close(self) -> None:
+        """Close the shard, releasing its folder lock."""
+        if self.shard is not None:
+            self.shard.close()
+            self.shard = None
+
+
+# --------------------------------------------------------------------------- qdrant-client
+class ClientStore:
+    """A Qdrant server or cluster through ``qdrant-client``; ``location=":memory:"``/``path`` is local mode."""
+
+    def __init__(self, dim: int, *, collection: str, url: str | None = None, api_key: str | None = None,
+                 path: Path | str | None = None, location: str | None = None) -> None:
+        from qdrant_client import QdrantClient
+
+        self.dim = dim
+        self.collection = collection
+        # Local mode is brute force: payload indexes and search params have no effect there.
+        self.local = not url
+        if url:
+            self.client: Any = QdrantClient(url=url, api_key=api_key)
+        elif path is not None:
+            self.client = QdrantClient(path=str(path))
+        else:
+            self.client = QdrantClient(location=location or ":memory:")
+        if not self.client.collection_exists(collection):
+            self._create()
+
+    def _create(self) -> None:
+        from qdrant_client import models as m
+        self.client.create_collection(
+            self.collection,
+            vectors_config={DENSE: m.VectorParams(size=self.dim, distance=m.Distance.COSINE)},
+            sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+        )
+        if self.local:
+            return
+        for name in KEYWORD_FIELDS:
+            self.client.create_payload_index(self.collection, name, m.PayloadSchemaType.KEYWORD)
+        for name in INTEGER_FIELDS:
+            self.client.create_payload_index(self.collection, name, m.PayloadSchemaType.INTEGER)
+
+    def _filter(self, cond: Condition) -> Any:
+        from qdrant_client import models as m
+        if isinstance(cond, Match):
+            values = list(cond.values)
+            match: Any = m.MatchValue(value=values[0]) if len(values) == 1 else m.MatchAny(any=values)
+            return m.FieldCondition(key=cond.key, match=match)
+        if isinstance(cond, Range):
+            return m.FieldCondition(key=cond.key, range=m.Range(gte=cond.gte, lte=cond.lte))
+        if isinstance(cond, All):
+            return m.Filter(must=[self._filter(c) for c in cond.conditions])
+        if not cond.conditions:
+            return m.Filter(must=[m.FieldCondition(key="object_type", match=m.MatchValue(value="\x00none"))])
+        return m.Filter(should=[self._filter(c) for c in cond.conditions])
+
+    def _as_filter(self, cond: Condition) -> Any:
+        from qdrant_client import models as m
+        built = self._filter(cond)
+        return built if isinstance(built, m.Filter) else m.Filter(must=[built])
+
+    def upsert(self, chunks: Sequence[Chunk], dense: Matrix, sparse: Sequence[SparseVec]) -> None:
+        """Upsert points with both named vectors (waits for the write)."""
+        from qdrant_client import models as m
+        points = [m.PointStruct(id=c.point_id, payload=_clean_payload(c.payload),
+                                vector={DENSE: d.tolist(), SPARSE: m.SparseVector(indices=s.indices, values=s.values)})
+                  for c, d, s in zip(chunks, dense, sparse, strict=True)]
+        if points:
+            self.client.upsert(self.collection, points=points, wait=True)
+
+    def _delete(self, cond: Condition) -> None:
+        from qdrant_client import models as m
+        self.client.delete(self.collection, points_selector=m.FilterSelector(filter=self._as_filter(cond)), wait=True)
+
+    def delete_records(self, records: Sequence[str]) -> None:
+        """Delete by the indexed ``record`` field."""
+        if records:
+            self._delete(Match("record", tuple(records)))
+
+    def delete_stale_chunks(self, record: str, keep: int) -> None:
+        """Delete chunk numbers >= keep of one record."""
+        self._delete(All((Match("record", (record,)), Range("chunk_no", gte=keep))))
+
+    def delete_where(self, key: str, value: int) -> None:
+        """Delete by one payload value."""
+        self._delete(Match(key, (value,)))
+
+    def records_where(self, key: str, value: int) -> set[str]:
+        """Scroll the matching points' ``record`` field."""
+        out: set[str] = set()
+        offset = None
+        while True:
+            points, offset = self.client.scroll(self.collection, scroll_filter=self._as_filter(Match(key, (value,))),
+                                                limit=1000, offset=offset, with_payload=True, with_vectors=False)
+            out.update(p.payload["record"] for p in points if p.payload)
+            if offset is None:
+                return out
+
+    def query(self, dense: Matrix | None, sparse: SparseVec | None, cond: Condition, *, limit: int,
+              candidates: int, mode: Mode = "hybrid", exact: bool = False) -> list[StoredHit]:
+        """One ``query_points`` call: dense and sparse prefetch under the filter, fused by RRF."""
+        from qdrant_client import models as m
+        flt = self._as_filter(cond)
+        params = None if self.local else m.SearchParams(hnsw_ef=max(64, candidates), exact=exact)
+        legs: list[Any] = []
+        if mode in ("hybrid", "dense") and dense is not None:
+            legs.append(m.Prefetch(query=dense.tolist(), using=DENSE, filter=flt, limit=candidates, params=params))
+        if mode in ("hybrid", "sparse") and sparse is not None and sparse.indices:
+            legs.append(m.Prefetch(query=m.SparseVector(indices=sparse.indices, values=sparse.values),
+                                   using=SPARSE, filter=flt, limit=candidates))
+        if not legs:
+            return []
+        if len(legs) == 1:
+            res = self.client.query_points(self.collection, query=legs[0].query, using=legs[0].using,
+                                           query_filter=flt, limit=limit, with_payload=True, search_params=params)
+        else:
+            res = self.client.query_points(self.collection, prefetch=legs,
+                                           query=m.RrfQuery(rrf=m.Rrf(k=RRF_K)), query_filter=flt,
+                                           limit=limit, with_payload=True)
+        return [StoredHit(str(p.id), float(p.score), dict(p.payload or {})) for p in res.points]
+
+    def count(self) -> int:
+        """Exact point count."""
+        return int(self.client.count(self.collection, exact=True).count)
+
+    def flush(self) -> None:
+        """Writes were made with ``wait=True``; nothing to do."""
+
+    def optimize(self) -> None:
+        """The server optimizes in the background; nothing to do."""
+
+    def clear(self) -> None:
+        """Drop and recreate the collection."""
+        self.client.delete_collection(self.collection)
+        self._create()
+
+    def close(self) -> None:
+        """Close the client."""
+        self.client.close()
+
+
+def open_store(dim: int, *, url: str | None = None, api_key: str | None = None, data_dir: Path | None = None,
+               tenant: str | None = None) -> VectorStore:
+    """The configured store: a Qdrant server when ``CRMIND_QDRANT_URL`` is set, else the embedded engine."""
+    from config.settings import get_settings
+    s = get_settings()
+    tenant = tenant or s.tenant
+    url = url if url is not None else s.qdrant_url
+    if url:
+        return ClientStore(dim, collection=f"crmind_{tenant}", url=url, api_key=api_key or s.qdrant_api_key)
+    base = (data_dir or s.data_dir) / "qdrant"
+    if not tenant.replace("-", "").replace("_", "").isalnum():
+        raise RetrievalError(f"tenant name '{tenant}' must be letters, digits, '-' or '_'")
+    return EdgeStore(base / tenant, dim)
+
+
+def l2_normalize(x: Matrix) -> Matrix:
+    """Unit-length rows (cosine on the engine side expects nothing else, but exact baselines do)."""
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    out: Matrix = (x / np.maximum(norms, 1e-12)).astype(np.float32)
+    return out
