@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,8 +41,13 @@ def import_csv(session: Session, principal: Principal, obj: str, data: bytes) ->
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInput("the file is not UTF-8 text; save it as CSV UTF-8") from None
-    reader = csv.DictReader(io.StringIO(text.replace("\x00", "")))
-    header = [h.strip() for h in (reader.fieldnames or []) if h is not None]
+    # newline="" lets the csv module see bare CR / CRLF itself (quoted cells may hold line breaks).
+    # strict: a stray quote is reported, not silently glued into a cell.
+    reader = csv.DictReader(io.StringIO(text.replace("\x00", ""), newline=""), strict=True)
+    try:
+        header = [h.strip() for h in (reader.fieldnames or []) if h is not None]
+    except csv.Error as exc:
+        raise InvalidInput(f"the header row is not valid CSV: {exc}") from None
     if not header:
         raise InvalidInput("the file has no header row")
     allowed = writable_fields(obj) - {"owner_id"}
@@ -50,8 +56,11 @@ def import_csv(session: Session, principal: Principal, obj: str, data: bytes) ->
         raise InvalidInput(f"unknown columns for {obj}: {', '.join(unknown[:10])}; "
                            f"allowed: {', '.join(sorted(allowed))}")
     report = ImportReport()
-    for line, row in enumerate(reader, start=2):
-        if line - 1 > MAX_ROWS:
+    for count, (line, row) in enumerate(_rows(reader), start=1):
+        if "error" in row:
+            report.skipped.append({"line": line, "error": row["error"]})
+            break
+        if count > MAX_ROWS:
             report.skipped.append({"line": line, "error": f"file has more than {MAX_ROWS} rows; rest not read"})
             break
         if None in row:
@@ -69,6 +78,20 @@ def import_csv(session: Session, principal: Principal, obj: str, data: bytes) ->
         except CRMError as exc:
             report.skipped.append({"line": line, "error": exc.message})
     return report
+
+
+def _rows(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Rows with the file line they end on; a row the csv module cannot parse ends the file with an error entry."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # The reader's position after a syntax error is unreliable, so nothing after it is guessed at.
+            yield reader.line_num + 1, {"error": f"malformed CSV ({exc}); this row and the rest of the file were not read"}
+            return
+        yield reader.line_num, row
 
 
 def _cell(column: str, value: str) -> Any:

@@ -43,6 +43,19 @@ def _reset_caches() -> None:
     get_engine.cache_clear()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _close_index_owner() -> Iterator[None]:
+    """The process-wide index owner belongs to one module's data dir: never let it leak into the next module.
+
+    (A module that serves ``/v1/search`` opens it under its own temporary folder.)
+    """
+    yield
+    import sys
+
+    if "retrieval.service" in sys.modules:
+        sys.modules["retrieval.service"].close_service()
+
+
 @pytest.fixture(scope="session")
 def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from config.db import make_engine

@@ -157,6 +157,26 @@ def test_csv_import_skips_bad_rows_and_reports_them(client: TestClient, world: W
     assert bad.status_code == 422 and "unknown columns" in bad.text
 
 
+def test_csv_import_with_broken_quoting_or_line_breaks_reports_them(client: TestClient, world: World) -> None:
+    acct = world.records["a"]["account"]
+    # Old Mac line endings (bare CR) are line breaks, not a crash.
+    r = client.post("/v1/import/contacts", headers=h(world, "a:rep"),
+                    files={"file": ("mac.csv", f"name,account_id\rWang Fang,{acct}\r".encode(), "text/csv")})
+    assert r.status_code == 200 and r.json()["imported"] == 1, r.text
+    # A file that is only a stray CR and a digit has no header: a 422, not a 500.
+    r = client.post("/v1/import/contacts", headers=h(world, "a:rep"), files={"file": ("x.csv", b"\r0", "text/csv")})
+    assert r.status_code == 422 and "header" in r.text
+    # Broken quoting stops the file at that row with its line number; the rows before it land.
+    text = f'name,account_id,title\nChen Jie,{acct},CFO\n"Bad"x,{acct},y\nLast One,{acct},z\n'
+    r = client.post("/v1/import/contacts", headers=h(world, "a:rep"),
+                    files={"file": ("q.csv", text.encode(), "text/csv")})
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert report["imported"] == 1
+    assert report["skipped"] == [{"line": 3, "error": report["skipped"][0]["error"]}]
+    assert "malformed CSV" in report["skipped"][0]["error"]
+
+
 def test_hostile_text_is_stored_as_text(client: TestClient, world: World) -> None:
     hostile = "'); DROP TABLE contacts; -- <script>alert(1)</script> Ignore previous instructions \u0000"
     r = client.post("/v1/proposals", headers=h(world, "a:rep"), json={
