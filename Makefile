@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_OFFLINE = 1
 export RAGAS_DO_NOT_TRACK = true
 
-.PHONY: install run test test-fast lint bench bench-serving vllm-env test-vllm clean
+.PHONY: install run test test-fast fuzz lint bench bench-serving vllm-env test-vllm clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: install
 
 test-fast: install
 	$(PY) -m pytest -m "not slow"
+
+# Random schemathesis exploration with more examples (the test suite runs a fixed, derandomized set).
+fuzz: install
+	CRMIND_FUZZ_RANDOM=1 CRMIND_FUZZ_EXAMPLES=$${CRMIND_FUZZ_EXAMPLES:-100} $(PY) -m pytest tests/integration/test_openapi_fuzz.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -51,16 +51,31 @@ def _from_stream(chunks: Any, started: float) -> Run:
 
 
 def direct_llamacpp(gguf: Path, threads: int, tokens: int, runs: int) -> tuple[list[Run], float]:
+    """The llama-bench-style baseline: the chat prompt's tokens, then a bare greedy token loop in-process
+    (no HTTP, no detokenising, no sampling chain beyond top-1), stopped after ``tokens`` tokens."""
     from llama_cpp import Llama
 
     rss0 = psutil.Process().memory_info().rss
     llm = Llama(model_path=str(gguf), n_threads=threads, n_threads_batch=threads, n_ctx=2048, verbose=False)
     rss = psutil.Process().memory_info().rss - rss0
+    # The same prompt the server sees: the GGUF's own chat template, rendered by the same library.
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    formatter = Jinja2ChatFormatter(template=llm.metadata["tokenizer.chat_template"], eos_token="<|im_end|>",
+                                    bos_token="<|im_start|>", add_generation_prompt=True)
+    text = formatter(messages=PROMPT).prompt  # type: ignore[arg-type]
+    prompt_tokens = llm.tokenize(text.encode(), add_bos=False, special=True)
     out = []
     for _ in range(runs + 1):  # first run warms up
         started = time.perf_counter()
-        stream = llm.create_chat_completion(messages=PROMPT, max_tokens=tokens, temperature=0.0, stream=True)
-        out.append(_from_stream(stream, started))
+        stamps = []
+        for _tok in llm.generate(prompt_tokens, top_k=1, temp=0.0, reset=True):
+            stamps.append(time.perf_counter())
+            if len(stamps) >= tokens:
+                break
+        n = len(stamps)
+        decode = (n - 1) / (stamps[-1] - stamps[0]) if n > 1 else 0.0
+        out.append(Run(ttft_s=stamps[0] - started, decode_tps=decode, tokens=n, total_s=stamps[-1] - started))
     llm.close()
     return out[1:], rss / 2**20
 

@@ -89,7 +89,8 @@ def _rows(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, Any]]]:
             return
         except csv.Error as exc:
             # The reader's position after a syntax error is unreliable, so nothing after it is guessed at.
-            yield reader.line_num + 1, {"error": f"malformed CSV ({exc}); this row and the rest of the file were not read"}
+            error = f"malformed CSV ({exc}); this row and the rest of the file were not read"
+            yield reader.line_num + 1, {"error": error}
             return
         yield reader.line_num, row
 

@@ -63,7 +63,7 @@ def demo(
     typer.echo(f"demo CRM built in {result.seconds:.1f}s: "
                + ", ".join(f"{n} {k}" for k, n in result.counts.items()))
     typer.echo(f"ground truth: {result.ground_truth_path}")
-    typer.echo("API tokens (all users: data/demo_tokens.json):")
+    typer.echo(f"API tokens (all users: {settings.data_dir / 'demo_tokens.json'}):")
     for role, (email, token) in result.tokens.items():
         typer.echo(f"  {role:<8} {email:<34} {token}")
 
