@@ -177,10 +177,11 @@ def _mount_optional() -> None:
     except ImportError:
         pass
     try:
-        from serving.cli_models import models_app, serve_model
+        from serving.cli_models import chat, models_app, serve_model
 
         app.add_typer(models_app, name="models")
         app.command("serve-model")(serve_model)
+        app.command("chat")(chat)
     except ImportError:
         pass
 

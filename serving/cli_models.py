@@ -184,3 +184,43 @@ def _start_vllm_from_registry(base: str, port: int | None, data_dir: Path):  # t
     model_dir = build_hf_base(base, data_dir / "models" / f"{base}-hf")
     return start_vllm(model_dir=model_dir, served_name=base, loras=loras, port=port,
                       tool_parser=get_base(base).tool_parser)
+
+
+def chat(
+    message: Annotated[str, typer.Argument(help="What to say to the model.")],
+    thread: Annotated[str | None, typer.Option(help="Conversation id; the A/B router is sticky per thread.")] = None,
+    base: Annotated[str, typer.Option(help="Base whose champion/challenger answer.")] = "smollm2",
+    force: Annotated[Literal["champion", "challenger"] | None, typer.Option(
+        help="Force a variant (evals and admins).")] = None,
+    max_tokens: Annotated[int, typer.Option(min=1, max=4096, help="Token budget of the reply.")] = 256,
+) -> None:
+    """One streamed completion through the gateway: A/B routed, budgeted, recorded in the ledger.
+
+    This checks the model path end to end (engine, router, gateway, ledger). It does not read the CRM:
+    the grounded assistant with citations is built on top of it in ``agents/``.
+    """
+    import uuid
+
+    from config.db import transaction
+    from serving.llm.embedded import ensure_engine
+    from serving.llm.router import config_for_base, routed_chat_model
+
+    thread = thread or f"cli-{uuid.uuid4().hex[:12]}"
+    try:
+        with transaction() as session:
+            ab = config_for_base(session, base)
+        handle = ensure_engine()  # reuses the engine `crmind serve` started; else starts one for this call
+    except LLMError as exc:
+        raise _fail(exc) from exc
+    try:
+        llm, chosen = routed_chat_model(ab, thread_id=thread, force=force, actor="cli", max_tokens=max_tokens)
+        typer.secho(f"[{chosen.model} · {chosen.variant} · thread {thread}]", fg=typer.colors.BRIGHT_BLACK)
+        for chunk in llm.stream(message):
+            typer.echo(chunk.content, nl=False)
+        typer.echo()
+    except Exception as exc:  # noqa: BLE001 - the engine's errors reach a person as one line, not a traceback
+        typer.secho(f"model call failed: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1) from None
+    finally:
+        if handle.owned:
+            handle.stop()

@@ -146,3 +146,32 @@ def test_json_is_valid_json(engine: EngineHandle, cfg: ServingConfig) -> None:
     schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
     reply = chat_model(cfg=cfg, record=False, json_schema=schema, max_tokens=20).invoke("Is water wet? JSON.")
     assert isinstance(json.loads(str(reply.content))["ok"], bool)
+
+
+def test_crmind_chat_reuses_the_running_engine_and_records_the_call(
+        engine: EngineHandle, cfg: ServingConfig, db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from config.db import get_engine
+    from config.settings import get_settings
+    from serving.cli import app
+
+    monkeypatch.setenv("CRMIND_DATABASE_URL", str(db.url))
+    monkeypatch.setenv("CRMIND_DATA_DIR", str(cfg.data_dir))
+    monkeypatch.setenv("CRMIND_LLM_PORT", str(cfg.port))
+    monkeypatch.delenv("CRMIND_LLM_BASE_URL", raising=False)
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["chat", "Say hello to the sales team.", "--thread", "cli-t1",
+                                          "--max-tokens", "12"])
+        assert result.exit_code == 0, result.output
+        assert "[smollm2 · champion · thread cli-t1]" in result.output
+        assert len(result.output.splitlines()[1].strip()) > 0  # the streamed reply
+        assert engine.healthy()  # a reused engine is not stopped by the command
+        with session_factory(db)() as s:
+            row = ledger.decisions_for(s, thread_id="cli-t1", kind="model_call")[0]
+        assert row.model_id == "smollm2" and row.output["variant"] == "champion" and row.tokens_out
+    finally:
+        get_settings.cache_clear()
+        get_engine.cache_clear()
