@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(None, description="Qdrant server/cluster URL; unset = embedded engine.")
     qdrant_api_key: str | None = None
     embedding_model: str = Field("e5", description="Embedding backend name (see retrieval.embeddings).")
+    # Both defaults were chosen on `crmind eval retrieval` (README, "Retrieval quality"): with e5, BM25 is the
+    # stronger leg on this CRM's names and codes, and a small k lets each leg's top hits decide.
+    hybrid_sparse_weight: float = Field(
+        4.0, ge=0.0, le=100.0,
+        description="Weight of the BM25 leg in hybrid search's RRF (dense = 1); chosen on `crmind eval retrieval`.")
+    hybrid_rrf_k: int = Field(2, ge=1, le=1000, description="RRF's k in hybrid search (smaller = top ranks count more).")
 
     llm_base_url: str | None = Field(None, description="OpenAI-compatible base URL; unset = embedded llama.cpp.")
     llm_host: str = "127.0.0.1"

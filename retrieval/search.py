@@ -16,7 +16,8 @@ from crm.models import PLURALS
 from retrieval.embeddings import Embedder
 from retrieval.filters import search_filter
 from retrieval.sparse import encode_query
-from retrieval.store import Mode, VectorStore
+from config.settings import get_settings
+from retrieval.store import Fusion, Mode, VectorStore
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,11 @@ def search(principal: Principal, query: str, *, store: VectorStore, embedder: Em
            account_id: int | None = None, object_types: Iterable[str] | None = None,
            date_from: date | datetime | None = None, date_to: date | datetime | None = None,
            limit: int = 10, mode: Mode = "hybrid", reranker: Reranker | None = None,
-           candidates: int | None = None) -> list[Hit]:
+           candidates: int | None = None, fusion: Fusion | None = None) -> list[Hit]:
     """Top chunks ``principal`` may read, best first; text masked for the reader's role.
+
+    ``fusion`` is the hybrid RRF's k and leg weights (default: ``CRMIND_HYBRID_RRF_K`` and
+    ``CRMIND_HYBRID_SPARSE_WEIGHT``).
 
     The permission filter is part of the engine query (each prefetch leg and the fusion), never a
     post-filter. With a reranker, the fused top ``candidates`` are re-scored and cut to ``limit``.
@@ -107,7 +111,10 @@ def search(principal: Principal, query: str, *, store: VectorStore, embedder: Em
     dense = embedder.embed_query(query) if mode in ("hybrid", "dense") else None
     sparse = encode_query(query) if mode in ("hybrid", "sparse") else None
     fetch = pool if reranker else limit
-    stored = store.query(dense, sparse, cond, limit=fetch, candidates=pool, mode=mode)
+    if fusion is None:
+        settings = get_settings()
+        fusion = Fusion(k=settings.hybrid_rrf_k, sparse=settings.hybrid_sparse_weight)
+    stored = store.query(dense, sparse, cond, limit=fetch, candidates=pool, mode=mode, fusion=fusion)
     hits = [_hit(principal, h.payload, h.score) for h in stored]
     if reranker and hits:
         scores = reranker.score(query, [h.text for h in hits])

@@ -14,7 +14,7 @@ from retrieval.embeddings import Embedder, Matrix, make_embedder
 from retrieval.errors import RetrievalError
 from retrieval.filters import Condition
 from retrieval.sparse import SparseVec
-from retrieval.store import Mode, StoredHit, VectorStore, open_store
+from retrieval.store import DEFAULT_FUSION, Fusion, Mode, StoredHit, VectorStore, open_store
 
 
 class LockedStore:
@@ -50,11 +50,12 @@ class LockedStore:
             return self.inner.records_where(key, value)
 
     def query(self, dense: Matrix | None, sparse: SparseVec | None, cond: Condition, *, limit: int,
-              candidates: int, mode: Mode = "hybrid", exact: bool = False) -> list[StoredHit]:
+              candidates: int, mode: Mode = "hybrid", exact: bool = False,
+              fusion: Fusion = DEFAULT_FUSION) -> list[StoredHit]:
         """See ``VectorStore.query``."""
         with self._lock:
             return self.inner.query(dense, sparse, cond, limit=limit, candidates=candidates, mode=mode,
-                                    exact=exact)
+                                    exact=exact, fusion=fusion)
 
     def count(self) -> int:
         """See ``VectorStore.count``."""

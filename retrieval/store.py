@@ -28,6 +28,18 @@ RRF_K = 60
 
 
 @dataclass(frozen=True)
+class Fusion:
+    """Reciprocal rank fusion of the dense and sparse legs, as the engine computes it (Qdrant's weighted RRF)."""
+
+    k: int = RRF_K
+    dense: float = 1.0
+    sparse: float = 1.0
+
+
+DEFAULT_FUSION = Fusion()
+
+
+@dataclass(frozen=True)
 class StoredHit:
     """A point returned by a query, with its fused (or single-leg) score."""
 
@@ -60,8 +72,12 @@ class VectorStore(Protocol):
         ...
 
     def query(self, dense: Matrix | None, sparse: SparseVec | None, cond: Condition, *, limit: int,
-              candidates: int, mode: Mode = "hybrid", exact: bool = False) -> list[StoredHit]:
-        """Top chunks within ``cond``: dense and sparse prefetch fused by RRF, in one engine query."""
+              candidates: int, mode: Mode = "hybrid", exact: bool = False,
+              fusion: Fusion = DEFAULT_FUSION) -> list[StoredHit]:
+        """Top chunks within ``cond``: dense and sparse prefetch fused by RRF, in one engine query.
+
+        ``fusion`` sets RRF's k and the legs' weights; it only matters in hybrid mode.
+        """
         ...
 
     def count(self) -> int:
@@ -186,7 +202,8 @@ class EdgeStore:
                 return out
 
     def query(self, dense: Matrix | None, sparse: SparseVec | None, cond: Condition, *, limit: int,
-              candidates: int, mode: Mode = "hybrid", exact: bool = False) -> list[StoredHit]:
+              candidates: int, mode: Mode = "hybrid", exact: bool = False,
+              fusion: Fusion = DEFAULT_FUSION) -> list[StoredHit]:
         """One engine query: prefetch dense and sparse under the filter, fuse with RRF."""
         import qdrant_edge as qe
         flt = self._as_filter(cond)
@@ -206,7 +223,8 @@ class EdgeStore:
             request = qe.QueryRequest(limit=limit, query=leg.query, filter=flt, with_payload=True,
                                       params=params if mode == "dense" else None)
         else:
-            request = qe.QueryRequest(limit=limit, query=qe.Fusion.Rrf(k=RRF_K),  # type: ignore[arg-type]
+            rrf = qe.Fusion.Rrf(k=fusion.k, weights=[fusion.dense, fusion.sparse])
+            request = qe.QueryRequest(limit=limit, query=rrf,  # type: ignore[arg-type]
                                       prefetches=legs, filter=flt,
                                       with_payload=True)
         return [StoredHit(str(p.id), float(p.score), dict(p.payload or {})) for p in self.shard.query(request)]
@@ -329,7 +347,8 @@ class ClientStore:
                 return out
 
     def query(self, dense: Matrix | None, sparse: SparseVec | None, cond: Condition, *, limit: int,
-              candidates: int, mode: Mode = "hybrid", exact: bool = False) -> list[StoredHit]:
+              candidates: int, mode: Mode = "hybrid", exact: bool = False,
+              fusion: Fusion = DEFAULT_FUSION) -> list[StoredHit]:
         """One ``query_points`` call: dense and sparse prefetch under the filter, fused by RRF."""
         from qdrant_client import models as m
         flt = self._as_filter(cond)
@@ -347,7 +366,8 @@ class ClientStore:
                                            query_filter=flt, limit=limit, with_payload=True, search_params=params)
         else:
             res = self.client.query_points(self.collection, prefetch=legs,
-                                           query=m.RrfQuery(rrf=m.Rrf(k=RRF_K)), query_filter=flt,
+                                           query=m.RrfQuery(rrf=m.Rrf(k=fusion.k, weights=[fusion.dense, fusion.sparse])),
+                                           query_filter=flt,
                                            limit=limit, with_payload=True)
         return [StoredHit(str(p.id), float(p.score), dict(p.payload or {})) for p in res.points]
 

@@ -152,3 +152,20 @@ def test_logged_search_writes_a_ledger_row_with_chunk_evidence(env: dict[str, An
         row = decisions_for(s, thread_id="t-1")[0]
     assert row.id == decision_id and row.kind == "retrieval"
     assert f"chunk:{hits[0].chunk_id}" in row.evidence and hits[0].record in row.evidence
+
+
+@pytest.mark.parametrize("q", ["When must the ESS-200-7731 batteries arrive?", "华东电力 储能设备 安装 时间",
+                               "renewal price discount"])
+def test_fusion_weights_reach_the_engine(env: dict[str, Any], q: str) -> None:
+    from retrieval.store import Fusion
+
+    def top(**kw: Any) -> list[str]:
+        return [h.chunk_id for h in _search(env, "admin@x", q, limit=5, **kw)]
+
+    # A leg weighted 0 drops out of the fusion: hybrid then ranks exactly like the other leg alone.
+    assert top(fusion=Fusion(k=2, dense=1.0, sparse=0.0)) == top(mode="dense")
+    assert top(fusion=Fusion(k=2, dense=0.0, sparse=1.0))[0] == top(mode="sparse")[0]
+    # The configured default is what a plain search uses.
+    from config.settings import get_settings
+    s = get_settings()
+    assert top() == top(fusion=Fusion(k=s.hybrid_rrf_k, sparse=s.hybrid_sparse_weight))
