@@ -11,12 +11,12 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
+from config.settings import get_settings
 from crm.access import Principal, text_for_reader
 from crm.models import PLURALS
 from retrieval.embeddings import Embedder
 from retrieval.filters import search_filter
 from retrieval.sparse import encode_query
-from config.settings import get_settings
 from retrieval.store import Fusion, Mode, VectorStore
 
 
