@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     hybrid_sparse_weight: float = Field(
         4.0, ge=0.0, le=100.0,
         description="Weight of the BM25 leg in hybrid search's RRF (dense = 1); chosen on `crmind eval retrieval`.")
-    hybrid_rrf_k: int = Field(2, ge=1, le=1000, description="RRF's k in hybrid search (smaller = top ranks count more).")
+    hybrid_rrf_k: int = Field(2, ge=1, le=1000,
+                              description="RRF's k in hybrid search (smaller = top ranks count more).")
 
     llm_base_url: str | None = Field(None, description="OpenAI-compatible base URL; unset = embedded llama.cpp.")
     llm_host: str = "127.0.0.1"

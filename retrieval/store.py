@@ -365,10 +365,9 @@ class ClientStore:
             res = self.client.query_points(self.collection, query=legs[0].query, using=legs[0].using,
                                            query_filter=flt, limit=limit, with_payload=True, search_params=params)
         else:
-            res = self.client.query_points(self.collection, prefetch=legs,
-                                           query=m.RrfQuery(rrf=m.Rrf(k=fusion.k, weights=[fusion.dense, fusion.sparse])),
-                                           query_filter=flt,
-                                           limit=limit, with_payload=True)
+            rrf = m.Rrf(k=fusion.k, weights=[fusion.dense, fusion.sparse])
+            res = self.client.query_points(self.collection, prefetch=legs, query=m.RrfQuery(rrf=rrf),
+                                           query_filter=flt, limit=limit, with_payload=True)
         return [StoredHit(str(p.id), float(p.score), dict(p.payload or {})) for p in res.points]
 
     def count(self) -> int:
