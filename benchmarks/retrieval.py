@@ -149,7 +149,9 @@ def bench_query(sizes: list[int], n_queries: int, local_sample: int) -> list[dic
         pick = rng.integers(0, n, n_queries)
         queries = vecs[pick] + rng.normal(scale=0.2, size=(n_queries, DIM)).astype(np.float32)
         queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-        qsparse = [SparseVec(sorted(set(sparse[i].indices[:3])), [1.0] * len(set(sparse[i].indices[:3])))
+        # A query's BM25 terms are content words (stop words are dropped): take the document's three rarest
+        # terms (highest ids under the Zipf draw), not its three most common ones.
+        qsparse = [SparseVec(sorted(set(sparse[i].indices[-3:])), [1.0] * len(set(sparse[i].indices[-3:])))
                    for i in pick]
         conds = [search_filter(Principal(user_id=int(rng.integers(1, 101)), role="rep",
                                          team_ids=frozenset({int(rng.integers(1, 9))})),
