@@ -53,8 +53,8 @@ class FakeStore:
         self.calls: list[dict[str, object]] = []
 
     def query(self, dense: object, sparse: object, cond: object, *, limit: int, candidates: int,
-              mode: str = "hybrid", exact: bool = False) -> list[StoredHit]:
-        self.calls.append({"limit": limit, "candidates": candidates, "mode": mode, "cond": cond})
+              mode: str = "hybrid", exact: bool = False, fusion: object = None) -> list[StoredHit]:
+        self.calls.append({"limit": limit, "candidates": candidates, "mode": mode, "cond": cond, "fusion": fusion})
         return [StoredHit(str(i), 1.0 / (i + 1), p) for i, p in enumerate(self.payloads[:limit])]
 
 
@@ -91,6 +91,7 @@ def test_reranker_hook_reorders_candidates_with_a_tiny_random_cross_encoder(tiny
     expected = reranker.score("battery price", [f"battery order w{i}" for i in range(12)])
     assert len(hits) == 5
     assert store.calls[0]["limit"] == 12  # the reranker sees the whole candidate pool
+    assert store.calls[0]["fusion"] is not None  # the configured fusion travels into the engine query
     best = sorted(range(12), key=lambda i: -expected[i])[:5]
     assert [h.record_id for h in hits] == best
     assert all(isinstance(h, Hit) for h in hits)
