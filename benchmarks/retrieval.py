@@ -122,10 +122,13 @@ def load(store: Any, vecs: np.ndarray, sparse: list[Any], payloads: list[dict[st
 
 def run_queries(store: Any, queries: np.ndarray, qsparse: list[Any], conds: list[Any], *,
                 mode: str = "hybrid", exact: bool = False) -> tuple[list[float], list[list[str]]]:
+    from retrieval.search import configured_fusion
+
+    fusion = configured_fusion()
     lat, ids = [], []
     for q, s, c in zip(queries, qsparse, conds, strict=True):
         t0 = time.perf_counter()
-        hits = store.query(q, s, c, limit=10, candidates=50, mode=mode, exact=exact)
+        hits = store.query(q, s, c, limit=10, candidates=50, mode=mode, exact=exact, fusion=fusion)
         lat.append((time.perf_counter() - t0) * 1000)
         ids.append([h.point_id for h in hits])
     return lat, ids

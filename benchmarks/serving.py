@@ -54,13 +54,12 @@ def direct_llamacpp(gguf: Path, threads: int, tokens: int, runs: int) -> tuple[l
     """The llama-bench-style baseline: the chat prompt's tokens, then a bare greedy token loop in-process
     (no HTTP, no detokenising, no sampling chain beyond top-1), stopped after ``tokens`` tokens."""
     from llama_cpp import Llama
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     rss0 = psutil.Process().memory_info().rss
     llm = Llama(model_path=str(gguf), n_threads=threads, n_threads_batch=threads, n_ctx=2048, verbose=False)
     rss = psutil.Process().memory_info().rss - rss0
     # The same prompt the server sees: the GGUF's own chat template, rendered by the same library.
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
     formatter = Jinja2ChatFormatter(template=llm.metadata["tokenizer.chat_template"], eos_token="<|im_end|>",
                                     bos_token="<|im_start|>", add_generation_prompt=True)
     text = formatter(messages=PROMPT).prompt  # type: ignore[arg-type]

@@ -56,9 +56,9 @@ def import_csv(session: Session, principal: Principal, obj: str, data: bytes) ->
         raise InvalidInput(f"unknown columns for {obj}: {', '.join(unknown[:10])}; "
                            f"allowed: {', '.join(sorted(allowed))}")
     report = ImportReport()
-    for count, (line, row) in enumerate(_rows(reader), start=1):
-        if "error" in row:
-            report.skipped.append({"line": line, "error": row["error"]})
+    for count, (line, row, syntax_error) in enumerate(_rows(reader), start=1):
+        if syntax_error is not None:
+            report.skipped.append({"line": line, "error": syntax_error})
             break
         if count > MAX_ROWS:
             report.skipped.append({"line": line, "error": f"file has more than {MAX_ROWS} rows; rest not read"})
@@ -80,8 +80,8 @@ def import_csv(session: Session, principal: Principal, obj: str, data: bytes) ->
     return report
 
 
-def _rows(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Rows with the file line they end on; a row the csv module cannot parse ends the file with an error entry."""
+def _rows(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, Any], str | None]]:
+    """(line the row ends on, row, None); a row the csv module cannot parse ends the file as (line, {}, error)."""
     while True:
         try:
             row = next(reader)
@@ -90,9 +90,9 @@ def _rows(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, Any]]]:
         except csv.Error as exc:
             # The reader's position after a syntax error is unreliable, so nothing after it is guessed at.
             error = f"malformed CSV ({exc}); this row and the rest of the file were not read"
-            yield reader.line_num + 1, {"error": error}
+            yield reader.line_num + 1, {}, error
             return
-        yield reader.line_num, row
+        yield reader.line_num, row, None
 
 
 def _cell(column: str, value: str) -> Any:

@@ -92,6 +92,12 @@ def _hit(principal: Principal, payload: dict[str, Any], score: float) -> Hit:
                timestamp=payload.get("timestamp"))
 
 
+def configured_fusion() -> Fusion:
+    """The hybrid fusion crmind runs with (``CRMIND_HYBRID_RRF_K``, ``CRMIND_HYBRID_SPARSE_WEIGHT``)."""
+    settings = get_settings()
+    return Fusion(k=settings.hybrid_rrf_k, sparse=settings.hybrid_sparse_weight)
+
+
 def search(principal: Principal, query: str, *, store: VectorStore, embedder: Embedder,
            account_id: int | None = None, object_types: Iterable[str] | None = None,
            date_from: date | datetime | None = None, date_to: date | datetime | None = None,
@@ -111,10 +117,8 @@ def search(principal: Principal, query: str, *, store: VectorStore, embedder: Em
     dense = embedder.embed_query(query) if mode in ("hybrid", "dense") else None
     sparse = encode_query(query) if mode in ("hybrid", "sparse") else None
     fetch = pool if reranker else limit
-    if fusion is None:
-        settings = get_settings()
-        fusion = Fusion(k=settings.hybrid_rrf_k, sparse=settings.hybrid_sparse_weight)
-    stored = store.query(dense, sparse, cond, limit=fetch, candidates=pool, mode=mode, fusion=fusion)
+    stored = store.query(dense, sparse, cond, limit=fetch, candidates=pool, mode=mode,
+                         fusion=fusion or configured_fusion())
     hits = [_hit(principal, h.payload, h.score) for h in stored]
     if reranker and hits:
         scores = reranker.score(query, [h.text for h in hits])

@@ -28,7 +28,7 @@ RRF_K = 60
 # Filtered queries whose matching vectors fit in this many KB (about 20k 384-d vectors) are answered by
 # the payload index plus an exact scan instead of the HNSW graph. A rep's filter passes ~10% of a
 # tenant; walking the graph with such a filter lost a third of the true top 10 at 100k chunks
-# (recall 0.67 at ef 64), while the exact scan is recall 1.0 at a p95 of 8 ms (benchmarks/retrieval.py).
+# (recall 0.67 at ef 64), while the exact scan is recall 1.0 at a p95 of 11 ms (benchmarks/retrieval.py).
 FULL_SCAN_KB = 30_000
 # Graph search width when the graph is used: filtered walks need a wider beam than unfiltered ones.
 MIN_EF = 128
