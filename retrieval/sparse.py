@@ -13,12 +13,14 @@ from typing import Any
 # Product codes (ESS-200-7731), words, numbers, and runs of CJK characters.
 _TOKEN = re.compile(r"[A-Za-z0-9]+(?:[-_./][A-Za-z0-9]+)+|[A-Za-z0-9]+|[\u3400-\u9fff]+")
 _CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
-_STOP = frozenset(
+_STOP_EN = frozenset(
     "a an and are as at be by did do does for from has have how i in is it its of on or our that the their "
-    "they this to was we were what when where which who why will with you your about after before "
+    "they this to was we were what when where which who why will with you your about after before".split())
+_STOP_ZH = frozenset(
     "的 了 是 在 和 与 及 吗 呢 吧 啊 我 我们 你 你们 他 她 他们 这 那 这个 那个 什么 哪 哪个 哪些 怎么 "
     "多少 有 没有 就 都 也 还 把 被 对 给 让 从 向 为 为了 一个 上 中 里 说 要 会 能 可以 "
-    "一 个 之 其 该 此 被 等 又 而 或".split())
+    "一 个 之 其 该 此 等 又 而 或 哪里 哪儿 哪天 几 吗".split())
+_STOP = _STOP_EN | _STOP_ZH
 K1, B, AVG_LEN = 1.2, 0.75, 60.0
 
 
@@ -60,6 +62,22 @@ def tokenize(text: str) -> list[str]:
         elif tok not in _STOP:
             out.append(_stem(tok) if tok.isalpha() else tok)
     return out
+
+
+def function_word_language(text: str) -> str | None:
+    """``en`` or ``zh`` by which language's function words the text uses more, None on a tie.
+
+    Names are not function words, so "What did 佛山精工 ask?" is English and "Acme Energy的试点在哪里？" is
+    Chinese, which the share of CJK characters alone gets wrong for long names.
+    """
+    en = zh = 0
+    for match in _TOKEN.finditer(text.lower()):
+        tok = match.group(0)
+        if _CJK_RUN.fullmatch(tok):
+            zh += sum(w in _STOP_ZH for w in _jieba().lcut(tok))
+        else:
+            en += tok in _STOP_EN
+    return "en" if en > zh else "zh" if zh > en else None
 
 
 def term_id(term: str) -> int:

@@ -36,11 +36,16 @@ MIN_EF = 128
 
 @dataclass(frozen=True)
 class Fusion:
-    """Reciprocal rank fusion of the dense and sparse legs, as the engine computes it (Qdrant's weighted RRF)."""
+    """Reciprocal rank fusion of the query's legs, as the engine computes it (Qdrant's weighted RRF).
+
+    ``cross`` weighs an optional second dense leg that only ranks chunks in other languages than the
+    query's (see ``VectorStore.query``'s ``cross_language``); 0 leaves it out.
+    """
 
     k: int = RRF_K
     dense: float = 1.0
     sparse: float = 1.0
+    cross: float = 0.0
 
 
 DEFAULT_FUSION = Fusion()
@@ -80,10 +85,13 @@ class VectorStore(Protocol):
 
     def query(self, dense: Matrix | None, sparse: SparseVec | None, cond: Condition, *, limit: int,
               candidates: int, mode: Mode = "hybrid", exact: bool = False,
-              fusion: Fusion = DEFAULT_FUSION) -> list[StoredHit]:
+              fusion: Fusion = DEFAULT_FUSION, cross_language: Condition | None = None) -> list[StoredHit]:
         """Top chunks within ``cond``: dense and sparse prefetch fused by RRF, in one engine query.
 
-        ``fusion`` sets RRF's k and the legs' weights; it only matters in hybrid mode.
+        ``fusion`` sets RRF's k and the legs' weights; it only matters in hybrid mode. In hybrid mode,
+        ``cross_language`` (a condition on ``language``) adds a dense leg restricted to it, weighted
+        ``fusion.cross``: a multilingual encoder ranks same-language text first, so a Chinese question
+        about an English note needs a leg where only English notes compete.
         """
         ...
 
@@ -210,19 +218,26 @@ class EdgeStore:
 
     def query(self, dense: Matrix | None, sparse: SparseVec | None, cond: Condition, *, limit: int,
               candidates: int, mode: Mode = "hybrid", exact: bool = False,
-              fusion: Fusion = DEFAULT_FUSION) -> list[StoredHit]:
-        """One engine query: prefetch dense and sparse under the filter, fuse with RRF."""
+              fusion: Fusion = DEFAULT_FUSION, cross_language: Condition | None = None) -> list[StoredHit]:
+        """One engine query: prefetch dense (and cross-language dense) and sparse under the filter, fuse with RRF."""
         import qdrant_edge as qe
         flt = self._as_filter(cond)
         params = qe.SearchParams(hnsw_ef=max(MIN_EF, candidates), exact=exact)
         legs: list[Any] = []
+        weights: list[float] = []
         if mode in ("hybrid", "dense") and dense is not None:
             legs.append(qe.Prefetch(limit=candidates, query=qe.Query.Nearest(dense.tolist(), using=DENSE),
                                     filter=flt, params=params))
+            weights.append(fusion.dense)
+            if mode == "hybrid" and cross_language is not None and fusion.cross > 0:
+                legs.append(qe.Prefetch(limit=candidates, query=qe.Query.Nearest(dense.tolist(), using=DENSE),
+                                        filter=self._as_filter(All((cond, cross_language))), params=params))
+                weights.append(fusion.cross)
         if mode in ("hybrid", "sparse") and sparse is not None and sparse.indices:
             legs.append(qe.Prefetch(limit=candidates,
                                     query=qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values),
                                                            using=SPARSE), filter=flt))
+            weights.append(fusion.sparse)
         if not legs:
             return []
         if len(legs) == 1:
@@ -230,7 +245,7 @@ class EdgeStore:
             request = qe.QueryRequest(limit=limit, query=leg.query, filter=flt, with_payload=True,
                                       params=params if mode == "dense" else None)
         else:
-            rrf = qe.Fusion.Rrf(k=fusion.k, weights=[fusion.dense, fusion.sparse])
+            rrf = qe.Fusion.Rrf(k=fusion.k, weights=weights)
             request = qe.QueryRequest(limit=limit, query=rrf,  # type: ignore[arg-type]
                                       prefetches=legs, filter=flt,
                                       with_payload=True)
@@ -356,24 +371,31 @@ class ClientStore:
 
     def query(self, dense: Matrix | None, sparse: SparseVec | None, cond: Condition, *, limit: int,
               candidates: int, mode: Mode = "hybrid", exact: bool = False,
-              fusion: Fusion = DEFAULT_FUSION) -> list[StoredHit]:
-        """One ``query_points`` call: dense and sparse prefetch under the filter, fused by RRF."""
+              fusion: Fusion = DEFAULT_FUSION, cross_language: Condition | None = None) -> list[StoredHit]:
+        """One ``query_points`` call: dense (and cross-language dense) and sparse prefetch, fused by RRF."""
         from qdrant_client import models as m
         flt = self._as_filter(cond)
         params = None if self.local else m.SearchParams(hnsw_ef=max(MIN_EF, candidates), exact=exact)
         legs: list[Any] = []
+        weights: list[float] = []
         if mode in ("hybrid", "dense") and dense is not None:
             legs.append(m.Prefetch(query=dense.tolist(), using=DENSE, filter=flt, limit=candidates, params=params))
+            weights.append(fusion.dense)
+            if mode == "hybrid" and cross_language is not None and fusion.cross > 0:
+                legs.append(m.Prefetch(query=dense.tolist(), using=DENSE, limit=candidates, params=params,
+                                       filter=self._as_filter(All((cond, cross_language)))))
+                weights.append(fusion.cross)
         if mode in ("hybrid", "sparse") and sparse is not None and sparse.indices:
             legs.append(m.Prefetch(query=m.SparseVector(indices=sparse.indices, values=sparse.values),
                                    using=SPARSE, filter=flt, limit=candidates))
+            weights.append(fusion.sparse)
         if not legs:
             return []
         if len(legs) == 1:
             res = self.client.query_points(self.collection, query=legs[0].query, using=legs[0].using,
                                            query_filter=flt, limit=limit, with_payload=True, search_params=params)
         else:
-            rrf = m.Rrf(k=fusion.k, weights=[fusion.dense, fusion.sparse])
+            rrf = m.Rrf(k=fusion.k, weights=weights)
             res = self.client.query_points(self.collection, prefetch=legs, query=m.RrfQuery(rrf=rrf),
                                            query_filter=flt, limit=limit, with_payload=True)
         return [StoredHit(str(p.id), float(p.score), dict(p.payload or {})) for p in res.points]

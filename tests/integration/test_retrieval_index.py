@@ -1,4 +1,4 @@
-"""Real embedded Qdrant (qdrant-edge) and the real MiniLM over a small bilingual CRM."""
+"""Real embedded Qdrant (qdrant-edge) and the real default embedder (e5) over a small bilingual CRM."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         engine = make_engine(f"sqlite:///{tmp}/crm.db")
         migrate(engine)
         build_sample(engine)
-        embedder = make_embedder("minilm")
+        embedder = make_embedder("e5")  # the default: multilingual, so the cross-language leg runs
         store = EdgeStore(tmp / "qdrant" / "default", embedder.dim)
         summary = build(engine, store, embedder, progress=False)
         with session_factory(engine)() as s:
@@ -167,5 +167,28 @@ def test_fusion_weights_reach_the_engine(env: dict[str, Any], q: str) -> None:
     assert top(fusion=Fusion(k=2, dense=0.0, sparse=1.0))[0] == top(mode="sparse")[0]
     # The configured default is what a plain search uses.
     from config.settings import get_settings
+    from retrieval.search import configured_fusion
     s = get_settings()
-    assert top() == top(fusion=Fusion(k=s.hybrid_rrf_k, sparse=s.hybrid_sparse_weight))
+    assert top() == top(fusion=Fusion(k=s.hybrid_rrf_k, sparse=s.hybrid_sparse_weight,
+                                      cross=s.hybrid_cross_language_weights.get("zh" if "华" in q else "en", 0.0)))
+    assert top() == top(fusion=configured_fusion(q))
+
+
+def test_cross_language_leg_ranks_only_the_other_language_inside_the_permission_filter(env: dict[str, Any]) -> None:
+    from retrieval.filters import Match, search_filter
+    from retrieval.sparse import encode_query
+    from retrieval.store import Fusion
+
+    q = "续约价格折扣"
+    dense, sparse = env["embedder"].embed_query(q), encode_query(q)
+    cond = search_filter(env["p"]["rep1@x"])
+    only_cross = Fusion(k=5, dense=0.0, sparse=0.0, cross=1.0)
+    hits = env["store"].query(dense, sparse, cond, limit=50, candidates=50, fusion=only_cross,
+                              cross_language=Match("language", ("en",)))
+    scored = [h for h in hits if h.score > 0]  # legs weighted 0 still list their points, at score 0
+    assert scored and {h.payload["language"] for h in scored} == {"en"}
+    assert not {h.payload["record"] for h in hits} & {"activity:5", "account:3", "contact:2"}  # team 2's
+    # With the leg weighted in, the fused ranking holds both languages.
+    both = env["store"].query(dense, sparse, cond, limit=50, candidates=50, fusion=Fusion(k=5, cross=1.0),
+                              cross_language=Match("language", ("en",)))
+    assert {h.payload["language"] for h in both} == {"en", "zh"}

@@ -12,6 +12,7 @@ from retrieval.store import StoredHit
 class CountingEmbedder:
     name = "fake"
     dim = 8
+    multilingual = True
 
     def __init__(self) -> None:
         self.embedded: list[str] = []
@@ -53,8 +54,10 @@ class FakeStore:
         self.calls: list[dict[str, object]] = []
 
     def query(self, dense: object, sparse: object, cond: object, *, limit: int, candidates: int,
-              mode: str = "hybrid", exact: bool = False, fusion: object = None) -> list[StoredHit]:
-        self.calls.append({"limit": limit, "candidates": candidates, "mode": mode, "cond": cond, "fusion": fusion})
+              mode: str = "hybrid", exact: bool = False, fusion: object = None,
+              cross_language: object = None) -> list[StoredHit]:
+        self.calls.append({"limit": limit, "candidates": candidates, "mode": mode, "cond": cond, "fusion": fusion,
+                           "cross_language": cross_language})
         return [StoredHit(str(i), 1.0 / (i + 1), p) for i, p in enumerate(self.payloads[:limit])]
 
 
@@ -107,3 +110,28 @@ def test_support_role_gets_masked_text_from_search() -> None:
     assert texts == ["Call 138****5678 or l***@acme.example", "张经理的手机是139****4321。"]
     rep = Principal(user_id=1, role="rep", team_ids=frozenset({1}))
     assert "13812345678" in search(rep, "call", store=store, embedder=CountingEmbedder())[0].text  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("query", "other"), [("What warranty concern did the CTO raise?", ("zh",)),
+                                              ("Acme Energy的试点安排在哪里？", ("en",)),
+                                              ("华东电力 储能设备 安装 时间", ("en",))])
+def test_hybrid_search_asks_for_a_leg_over_the_other_language(query: str, other: tuple[str, ...]) -> None:
+    from crm.access import Principal
+    from retrieval.filters import Match
+
+    store = FakeStore([_payload(1, "x")])
+    search(Principal(user_id=1, role="admin"), query, store=store, embedder=CountingEmbedder())  # type: ignore[arg-type]
+    assert store.calls[0]["cross_language"] == Match("language", other)
+
+
+def test_cross_language_leg_weight_follows_the_question_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    from config.settings import get_settings
+    from retrieval.search import configured_fusion
+
+    monkeypatch.setenv("CRMIND_HYBRID_CROSS_LANGUAGE_WEIGHTS", '{"zh": 3.5}')
+    get_settings.cache_clear()
+    try:
+        assert configured_fusion("Acme Energy的试点安排在哪里？").cross == 3.5
+        assert configured_fusion("Where is the Acme Energy pilot?").cross == 0.0  # absent language: leg off
+    finally:
+        get_settings.cache_clear()

@@ -1,3 +1,5 @@
+import pytest
+
 from retrieval.chunking import chunk_text, is_chinese, split_sentences
 from retrieval.sparse import encode_document, encode_query, term_id, tokenize
 
@@ -41,3 +43,17 @@ def test_query_terms_match_document_terms() -> None:
     assert set(query.indices) <= set(doc.indices)
     assert term_id("ess") in doc.indices
     assert doc.indices == sorted(doc.indices)
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("What did 佛山精工信息技术有限公司 ask about the warranty?", "en"),
+    ("Pacific Northwest Storage Holdings的试点安排在哪里？", "zh"),
+    ("华东电力 储能设备 安装 时间", "zh"),  # no function words: falls back to the share of CJK characters
+    ("ESS-500-1024", "en"),
+    ("Is Li Wei the CTO at 华东电力?", "en"),
+    ("张经理是不是Acme Energy的CTO？", "zh"),
+])
+def test_question_language_follows_function_words_not_names(text: str, lang: str) -> None:
+    from retrieval.search import query_language
+
+    assert query_language(text) == lang
