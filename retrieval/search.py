@@ -160,7 +160,9 @@ def search_logged(session: Session, principal: Principal, query: str, *, store: 
     records = list(dict.fromkeys(h.record for h in hits))
     row = append(session, kind="retrieval", actor=principal.actor, input_summary=query,
                  output={"hits": [{"chunk_id": h.chunk_id, "score": round(h.score, 4)} for h in hits],
-                         "mode": options.get("mode", "hybrid"), "model": embedder.name},
+                         "mode": options.get("mode", "hybrid"), "model": embedder.name,
+                         "fusion": asdict(options.get("fusion") or configured_fusion(query)),
+                         "question_language": query_language(query)},
                  evidence=records + [f"chunk:{h.chunk_id}" for h in hits], parent_id=ledger_parent,
                  thread_id=thread_id, model_id=f"embedding:{embedder.name}", latency_ms=latency)
     return hits, row.id

@@ -152,6 +152,7 @@ def test_logged_search_writes_a_ledger_row_with_chunk_evidence(env: dict[str, An
         row = decisions_for(s, thread_id="t-1")[0]
     assert row.id == decision_id and row.kind == "retrieval"
     assert f"chunk:{hits[0].chunk_id}" in row.evidence and hits[0].record in row.evidence
+    assert row.output["question_language"] == "en" and row.output["fusion"]["sparse"] > 0
 
 
 @pytest.mark.parametrize("q", ["When must the ESS-200-7731 batteries arrive?", "华东电力 储能设备 安装 时间",
