@@ -132,11 +132,11 @@ def load(store: Any, vecs: np.ndarray, sparse: list[Any], payloads: list[dict[st
 def run_queries(store: Any, queries: np.ndarray, qsparse: list[Any], conds: list[Any], *,
                 mode: str = "hybrid", exact: bool = False) -> tuple[list[float], list[list[str]]]:
     from retrieval.filters import Match
-    from retrieval.search import configured_fusion
+    from retrieval.search import fusion_for
 
     # The heavier of crmind's two query shapes: a Chinese question runs three legs (dense, dense over the
     # English chunks only, BM25); an English one runs two.
-    fusion = configured_fusion("中文的问题")
+    fusion = fusion_for("zh")
     cross = Match("language", ("en",))
     lat, ids = [], []
     for q, s, c in zip(queries, qsparse, conds, strict=True):

@@ -27,7 +27,7 @@ from crm.access import Principal
 from retrieval.documents import Chunk, Loader
 from retrieval.embeddings import make_embedder
 from retrieval.indexer import IndexSummary, build, write_chunks
-from retrieval.search import configured_fusion, search
+from retrieval.search import fusion_for, query_language, search
 from retrieval.store import EdgeStore, Fusion, Mode
 
 MODES: tuple[Mode, ...] = ("dense", "sparse", "hybrid")
@@ -116,7 +116,7 @@ def evaluate_model(engine: Engine, model: str, questions: Sequence[dict[str, Any
             ranks: dict[str, dict[str, list[int | None]]] = {v: defaultdict(list) for v in VARIANTS}
             latencies: list[float] = []
             for q in tqdm(questions, desc=f"questions ({model})", disable=not progress):
-                configured = fusion or configured_fusion(q["text"])
+                configured = fusion or fusion_for(query_language(q["text"]))
                 for label, (mode, cross) in VARIANTS.items():
                     use = configured if cross is None else replace(configured, cross=cross)
                     t0 = time.perf_counter()
@@ -136,8 +136,7 @@ def evaluate_model(engine: Engine, model: str, questions: Sequence[dict[str, Any
                   "chunks_per_s": round(summary.chunks / summary.seconds, 1) if summary.seconds else None,
                   "embedded": summary.embedded, "cached": summary.cached},
         "query_p50_ms": round(latencies[len(latencies) // 2] * 1000, 2) if latencies else None,
-        "fusion": asdict(fusion) if fusion else {lang: asdict(configured_fusion(q)) for lang, q in
-                                                 (("en", "question"), ("zh", "问题"))},
+        "fusion": asdict(fusion) if fusion else {lang: asdict(fusion_for(lang)) for lang in ("en", "zh")},
         "results": {v: {b: _score(ranks[v].get(b, [])) for b in BUCKETS} for v in VARIANTS},
     }
 

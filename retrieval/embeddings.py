@@ -6,7 +6,7 @@ import hashlib
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -35,6 +35,17 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> Matrix:
         """Vector of one query, shape (dim,)."""
         ...
+
+
+def length_batched(texts: Sequence[str], dim: int, batch_size: int,
+                   encode: Callable[[list[str]], Matrix]) -> Matrix:
+    """Encode in batches of similar length, shortest first (little padding); rows keep the input order."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        out[idx] = encode([texts[i] for i in idx])
+    return out
 
 
 def minilm_dir() -> Path:
@@ -73,6 +84,10 @@ class SentenceTransformerEmbedder:
         return vector
 
 
+# Texts an ONNX export must embed like torch does before it is kept (one English, one Chinese).
+_PROBE = ["Battery order for the Fremont site, 40 units.", "华东电力希望在四月底前完成储能设备的安装。"]
+
+
 class OnnxEmbedder:
     """A sentence-transformers model run by ONNX Runtime: the same vectors, about 1.6x the throughput on CPU.
 
@@ -94,15 +109,23 @@ class OnnxEmbedder:
         config = self._read_config()
         self.dim = config["dim"]
         self.path = Path(export_dir) / f"{self.name}-{config['fingerprint']}.onnx"
-        if not self.path.exists():
-            self._export(config["max_len"])
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
-        self.session: Any = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        self.inputs = {i.name for i in self.session.get_inputs()}
-        self.tokenizer: Any = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
-        self.tokenizer.enable_truncation(config["max_len"])
-        self.tokenizer.enable_padding()
+        expected = None if self.path.exists() else self._export()
+        try:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+            self.session: Any = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            self.inputs = {i.name for i in self.session.get_inputs()}
+            self.tokenizer: Any = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+            self.tokenizer.enable_truncation(config["max_len"])
+            self.tokenizer.enable_padding()
+            if expected is not None and float(np.min(np.sum(
+                    self.embed_documents(_PROBE) * expected, axis=1))) < 0.999:
+                raise RetrievalError(f"the ONNX export of {self.name} disagrees with torch; "
+                                     "use CRMIND_EMBEDDING_BACKEND=torch")
+        except Exception:
+            if expected is not None:  # a fresh export that fails its check is not kept
+                self.path.unlink(missing_ok=True)
+            raise
 
     def _read_config(self) -> dict[str, Any]:
         """Dimension, max length and fingerprint; refuses models whose pooling this class doesn't do."""
@@ -123,8 +146,8 @@ class OnnxEmbedder:
         return {"dim": int(pool["word_embedding_dimension"]), "max_len": int(bert.get("max_seq_length", 256)),
                 "fingerprint": digest[:12]}
 
-    def _export(self, max_len: int) -> None:
-        """Export the transformer to ONNX (dynamic batch and length), then check it against torch."""
+    def _export(self) -> Matrix:
+        """Export the transformer to ONNX (dynamic batch and length); returns torch's vectors of ``_PROBE``."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
         from sentence_transformers import SentenceTransformer
@@ -150,40 +173,25 @@ class OnnxEmbedder:
                               input_names=names, output_names=["last_hidden_state"], opset_version=17,
                               dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]},
                               dynamo=False)
-        probe = ["Battery order for the Fremont site, 40 units.", "华东电力希望在四月底前完成储能设备的安装。"]
-        want = st.encode(probe, normalize_embeddings=True, convert_to_numpy=True)
         tmp.replace(self.path)
-        try:
-            import onnxruntime as ort
-            from tokenizers import Tokenizer
+        expected: Matrix = np.asarray(st.encode(_PROBE, normalize_embeddings=True, convert_to_numpy=True),
+                                      dtype=np.float32)
+        return expected
 
-            self.session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
-            self.inputs = set(names)
-            self.tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
-            self.tokenizer.enable_truncation(max_len)
-            self.tokenizer.enable_padding()
-            got = self.embed_documents(probe)
-            if float(np.min(np.sum(got * want, axis=1))) < 0.999:
-                raise RetrievalError(f"the ONNX export of {self.name} disagrees with torch; "
-                                     "use CRMIND_EMBEDDING_BACKEND=torch")
-        except Exception:
-            self.path.unlink(missing_ok=True)
-            raise
+    def _encode_batch(self, batch: list[str]) -> Matrix:
+        """Mean-pooled over real tokens, unit length."""
+        enc = self.tokenizer.encode_batch(batch)
+        ids = np.array([e.ids for e in enc], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = self.session.run(None, {k: v for k, v in feeds.items() if k in self.inputs})[0]
+        pooled = (hidden * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+        out: Matrix = (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        return out
 
     def embed_documents(self, texts: Sequence[str]) -> Matrix:
-        """Batches of similar length (little padding), mean-pooled over real tokens, unit length."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            enc = self.tokenizer.encode_batch([texts[i] for i in idx])
-            ids = np.array([e.ids for e in enc], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
-            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            hidden = self.session.run(None, {k: v for k, v in feeds.items() if k in self.inputs})[0]
-            pooled = (hidden * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1)
-            out[idx] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-        return out
+        """Batches of similar length (little padding)."""
+        return length_batched(texts, self.dim, self.batch_size, self._encode_batch)
 
     def embed_query(self, text: str) -> Matrix:
         """Same encoder as documents (MiniLM is symmetric)."""
@@ -205,12 +213,8 @@ class E5Embedder:
 
     def embed_documents(self, texts: Sequence[str]) -> Matrix:
         """Passages in batches, shortest first, so padding is small."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            out[idx] = np.asarray(self.model.passage([texts[i] for i in idx]), dtype=np.float32)
-        return out
+        return length_batched(texts, self.dim, self.batch_size,
+                              lambda batch: np.asarray(self.model.passage(batch), dtype=np.float32))
 
     def embed_query(self, text: str) -> Matrix:
         """The query side of e5."""

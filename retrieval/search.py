@@ -93,14 +93,19 @@ def _hit(principal: Principal, payload: dict[str, Any], score: float) -> Hit:
                timestamp=payload.get("timestamp"))
 
 
-def configured_fusion(query: str = "") -> Fusion:
-    """The hybrid fusion crmind runs for ``query``: RRF's k and the legs' weights from settings.
+def fusion_for(language: str | None) -> Fusion:
+    """The hybrid fusion crmind runs for a question in ``language``: RRF's k and the legs' weights from settings.
 
-    The cross-language leg's weight depends on the language the query is written in.
+    The cross-language leg's weight depends on the question's language (None: no cross leg).
     """
     settings = get_settings()
-    cross = settings.hybrid_cross_language_weights.get(query_language(query), 0.0) if query else 0.0
+    cross = settings.hybrid_cross_language_weights.get(language, 0.0) if language else 0.0
     return Fusion(k=settings.hybrid_rrf_k, sparse=settings.hybrid_sparse_weight, cross=cross)
+
+
+def configured_fusion(query: str = "") -> Fusion:
+    """``fusion_for`` the language ``query`` is written in."""
+    return fusion_for(query_language(query) if query else None)
 
 
 def query_language(query: str) -> str:
@@ -108,9 +113,9 @@ def query_language(query: str) -> str:
     return function_word_language(query) or ("zh" if is_chinese(query) else "en")
 
 
-def cross_language_filter(query: str) -> Condition | None:
-    """Chunks in the indexed languages the query is not written in (None when there are none)."""
-    others = tuple(lang for lang in get_settings().search_languages if lang != query_language(query))
+def cross_language_filter(language: str) -> Condition | None:
+    """Chunks in the indexed languages other than ``language`` (None when there are none)."""
+    others = tuple(lang for lang in get_settings().search_languages if lang != language)
     return Match("language", others) if others else None
 
 
@@ -121,7 +126,7 @@ def search(principal: Principal, query: str, *, store: VectorStore, embedder: Em
            candidates: int | None = None, fusion: Fusion | None = None) -> list[Hit]:
     """Top chunks ``principal`` may read, best first; text masked for the reader's role.
 
-    ``fusion`` is the hybrid RRF's k and leg weights (default: ``configured_fusion()``). Hybrid search
+    ``fusion`` is the hybrid RRF's k and leg weights (default: ``fusion_for`` the question's language). Hybrid search
     runs three legs: dense over everything, dense over the other language's chunks only (for a multilingual
     embedder and a question language with a cross-language weight), and BM25.
 
@@ -134,9 +139,10 @@ def search(principal: Principal, query: str, *, store: VectorStore, embedder: Em
     dense = embedder.embed_query(query) if mode in ("hybrid", "dense") else None
     sparse = encode_query(query) if mode in ("hybrid", "sparse") else None
     fetch = pool if reranker else limit
+    language = query_language(query)
     stored = store.query(dense, sparse, cond, limit=fetch, candidates=pool, mode=mode,
-                         fusion=fusion or configured_fusion(query),
-                         cross_language=cross_language_filter(query) if embedder.multilingual else None)
+                         fusion=fusion or fusion_for(language),
+                         cross_language=cross_language_filter(language) if embedder.multilingual else None)
     hits = [_hit(principal, h.payload, h.score) for h in stored]
     if reranker and hits:
         scores = reranker.score(query, [h.text for h in hits])
@@ -156,13 +162,14 @@ def search_logged(session: Session, principal: Principal, query: str, *, store: 
 
     started = time.perf_counter()
     hits = search(principal, query, store=store, embedder=embedder, **options)
+    language = query_language(query)
     latency = (time.perf_counter() - started) * 1000
     records = list(dict.fromkeys(h.record for h in hits))
     row = append(session, kind="retrieval", actor=principal.actor, input_summary=query,
                  output={"hits": [{"chunk_id": h.chunk_id, "score": round(h.score, 4)} for h in hits],
                          "mode": options.get("mode", "hybrid"), "model": embedder.name,
-                         "fusion": asdict(options.get("fusion") or configured_fusion(query)),
-                         "question_language": query_language(query)},
+                         "fusion": asdict(options.get("fusion") or fusion_for(language)),
+                         "question_language": language},
                  evidence=records + [f"chunk:{h.chunk_id}" for h in hits], parent_id=ledger_parent,
                  thread_id=thread_id, model_id=f"embedding:{embedder.name}", latency_ms=latency)
     return hits, row.id

@@ -60,6 +60,28 @@ class StoredHit:
     payload: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Leg:
+    """One prefetch of a query: which named vector, under which filter, with which weight in the fusion."""
+
+    using: str
+    cond: Condition
+    weight: float
+
+
+def plan_legs(dense: Matrix | None, sparse: SparseVec | None, cond: Condition, mode: Mode, fusion: Fusion,
+              cross_language: Condition | None) -> list[Leg]:
+    """The legs both backends run, in fusion order: dense, cross-language dense (hybrid only), sparse."""
+    legs: list[Leg] = []
+    if mode in ("hybrid", "dense") and dense is not None:
+        legs.append(Leg(DENSE, cond, fusion.dense))
+        if mode == "hybrid" and cross_language is not None and fusion.cross > 0:
+            legs.append(Leg(DENSE, All((cond, cross_language)), fusion.cross))
+    if mode in ("hybrid", "sparse") and sparse is not None and sparse.indices:
+        legs.append(Leg(SPARSE, cond, fusion.sparse))
+    return legs
+
+
 class VectorStore(Protocol):
     """What retrieval needs from a vector engine."""
 
@@ -223,21 +245,18 @@ class EdgeStore:
         import qdrant_edge as qe
         flt = self._as_filter(cond)
         params = qe.SearchParams(hnsw_ef=max(MIN_EF, candidates), exact=exact)
+        plan = plan_legs(dense, sparse, cond, mode, fusion, cross_language)
+        vector = dense.tolist() if dense is not None else []
         legs: list[Any] = []
-        weights: list[float] = []
-        if mode in ("hybrid", "dense") and dense is not None:
-            legs.append(qe.Prefetch(limit=candidates, query=qe.Query.Nearest(dense.tolist(), using=DENSE),
-                                    filter=flt, params=params))
-            weights.append(fusion.dense)
-            if mode == "hybrid" and cross_language is not None and fusion.cross > 0:
-                legs.append(qe.Prefetch(limit=candidates, query=qe.Query.Nearest(dense.tolist(), using=DENSE),
-                                        filter=self._as_filter(All((cond, cross_language))), params=params))
-                weights.append(fusion.cross)
-        if mode in ("hybrid", "sparse") and sparse is not None and sparse.indices:
-            legs.append(qe.Prefetch(limit=candidates,
-                                    query=qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values),
-                                                           using=SPARSE), filter=flt))
-            weights.append(fusion.sparse)
+        for leg in plan:
+            if leg.using == DENSE:
+                legs.append(qe.Prefetch(limit=candidates, query=qe.Query.Nearest(vector, using=DENSE),
+                                        filter=self._as_filter(leg.cond), params=params))
+            else:
+                assert sparse is not None
+                legs.append(qe.Prefetch(limit=candidates,
+                                        query=qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values),
+                                                               using=SPARSE), filter=flt))
         if not legs:
             return []
         if len(legs) == 1:
@@ -245,7 +264,7 @@ class EdgeStore:
             request = qe.QueryRequest(limit=limit, query=leg.query, filter=flt, with_payload=True,
                                       params=params if mode == "dense" else None)
         else:
-            rrf = qe.Fusion.Rrf(k=fusion.k, weights=weights)
+            rrf = qe.Fusion.Rrf(k=fusion.k, weights=[leg.weight for leg in plan])
             request = qe.QueryRequest(limit=limit, query=rrf,  # type: ignore[arg-type]
                                       prefetches=legs, filter=flt,
                                       with_payload=True)
@@ -376,26 +395,24 @@ class ClientStore:
         from qdrant_client import models as m
         flt = self._as_filter(cond)
         params = None if self.local else m.SearchParams(hnsw_ef=max(MIN_EF, candidates), exact=exact)
+        plan = plan_legs(dense, sparse, cond, mode, fusion, cross_language)
+        vector = dense.tolist() if dense is not None else []
         legs: list[Any] = []
-        weights: list[float] = []
-        if mode in ("hybrid", "dense") and dense is not None:
-            legs.append(m.Prefetch(query=dense.tolist(), using=DENSE, filter=flt, limit=candidates, params=params))
-            weights.append(fusion.dense)
-            if mode == "hybrid" and cross_language is not None and fusion.cross > 0:
-                legs.append(m.Prefetch(query=dense.tolist(), using=DENSE, limit=candidates, params=params,
-                                       filter=self._as_filter(All((cond, cross_language)))))
-                weights.append(fusion.cross)
-        if mode in ("hybrid", "sparse") and sparse is not None and sparse.indices:
-            legs.append(m.Prefetch(query=m.SparseVector(indices=sparse.indices, values=sparse.values),
-                                   using=SPARSE, filter=flt, limit=candidates))
-            weights.append(fusion.sparse)
+        for leg in plan:
+            if leg.using == DENSE:
+                legs.append(m.Prefetch(query=vector, using=DENSE, filter=self._as_filter(leg.cond),
+                                       limit=candidates, params=params))
+            else:
+                assert sparse is not None
+                legs.append(m.Prefetch(query=m.SparseVector(indices=sparse.indices, values=sparse.values),
+                                       using=SPARSE, filter=flt, limit=candidates))
         if not legs:
             return []
         if len(legs) == 1:
             res = self.client.query_points(self.collection, query=legs[0].query, using=legs[0].using,
                                            query_filter=flt, limit=limit, with_payload=True, search_params=params)
         else:
-            rrf = m.Rrf(k=fusion.k, weights=weights)
+            rrf = m.Rrf(k=fusion.k, weights=[leg.weight for leg in plan])
             res = self.client.query_points(self.collection, prefetch=legs, query=m.RrfQuery(rrf=rrf),
                                            query_filter=flt, limit=limit, with_payload=True)
         return [StoredHit(str(p.id), float(p.score), dict(p.payload or {})) for p in res.points]
