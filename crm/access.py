@@ -4,32 +4,32 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
 from sqlalchemy.orm import Session, object_session
 
 from config.db import Base
+from config.masking import mask_text, mask_value
+from config.objects import OBJECT_TYPES, WRITABLE_TYPES
 from config.settings import Role, get_settings
 from crm.errors import Forbidden, NotFound
-from crm.masking import mask_text, mask_value
 from crm.models import OBJECT_MODELS, CustomFieldDef
+from crm.values import jsonable
 
 # Which objects each role may read at all.
 READABLE: dict[str, frozenset[str]] = {
-    "rep": frozenset({"account", "contact", "lead", "opportunity", "activity", "case", "article", "event"}),
-    "manager": frozenset(OBJECT_MODELS),
+    "rep": frozenset(OBJECT_TYPES),
+    "manager": frozenset(OBJECT_TYPES),
     "support": frozenset({"account", "contact", "activity", "case", "article"}),
-    "admin": frozenset(OBJECT_MODELS),
+    "admin": frozenset(OBJECT_TYPES),
 }
 # Which objects each role may propose changes to (always within its readable rows).
 WRITABLE: dict[str, frozenset[str]] = {
     "rep": frozenset({"account", "contact", "lead", "opportunity", "activity", "case"}),
-    "manager": frozenset({"account", "contact", "lead", "opportunity", "activity", "case", "article"}),
+    "manager": frozenset(WRITABLE_TYPES),
     "support": frozenset({"contact", "activity", "case"}),
-    "admin": frozenset({"account", "contact", "lead", "opportunity", "activity", "case", "article"}),
+    "admin": frozenset(WRITABLE_TYPES),
 }
 # Columns no proposal may set directly.
 SYSTEM_FIELDS = frozenset({"id", "version", "created_at", "updated_at", "erased_at", "team_id", "custom"})
@@ -122,14 +122,6 @@ def writable_fields(obj: str) -> set[str]:
     return {f for f in field_names(obj) if f not in SYSTEM_FIELDS}
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value
-
-
 _PERSONAL_CUSTOM: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
 
 
@@ -158,7 +150,7 @@ def view(principal: Principal, obj: str, record: Any) -> dict[str, Any]:
         vis = s.visibility(obj, name, principal.role)
         if vis == "hidden":
             continue
-        value = _plain(getattr(record, name))
+        value = jsonable(getattr(record, name))
         if vis == "masked":
             value = mask_value(name, value)
         elif masks_text and isinstance(value, str) and name in TEXT_FIELDS.get(obj, ()):

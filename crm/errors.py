@@ -2,34 +2,44 @@
 
 from __future__ import annotations
 
+from config.errors import CrmindError
 
-class CRMError(Exception):
+
+class CRMError(CrmindError):
     """Base of every error the CRM layer raises on purpose."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class NotFound(CRMError):
     """The record does not exist, or the caller may not see it (the two look the same on purpose)."""
 
+    status = 404
+
 
 class Forbidden(CRMError):
     """The caller may see the record but not do this to it."""
+
+    status = 403
 
 
 class InvalidInput(CRMError):
     """The request names unknown fields, bad values or an impossible change."""
 
+    status = 422
+
 
 class StaleRecord(CRMError):
     """The record changed after the proposal was made; propose again against the current values."""
+
+    status = 409
 
 
 class Conflict(CRMError):
     """The request cannot be done in the record's current state (e.g. rejecting an applied proposal)."""
 
+    status = 409
+
 
 class NeedsHuman(CRMError):
     """Bulk, destructive, export and owner-change actions can only be approved by a person."""
+
+    status = 403

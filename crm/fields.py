@@ -35,6 +35,9 @@ REQUIRED_ON_CREATE: dict[str, tuple[str, ...]] = {
 }
 
 
+MAX_AMOUNT = Decimal(10) ** 13
+
+
 def coerce(obj: str, field: str, value: Any) -> Any:
     """Convert a JSON value to the column's Python type, raising ``InvalidInput`` with a clear reason."""
     column = model_for(obj).__table__.columns.get(field)
@@ -58,8 +61,11 @@ def coerce(obj: str, field: str, value: Any) -> Any:
             out = Decimal(str(value))
             if not out.is_finite():
                 raise ValueError("expected a finite number")
-            if abs(out) >= Decimal(10) ** 14:
-                raise ValueError("number too large")
+            # Below 10^13 an amount with cents has at most 15 significant digits, so it survives the
+            # JSON number it is written as (``jsonable``) exactly, in before-images and API bodies alike.
+            if abs(out) >= MAX_AMOUNT:
+                raise ValueError(f"number too large (the limit is {MAX_AMOUNT:,})")
+            out = out.quantize(Decimal("0.01"))
         elif isinstance(kind, DateTime):
             out = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
             out = out.replace(tzinfo=None)
@@ -85,12 +91,3 @@ def coerce(obj: str, field: str, value: Any) -> Any:
     if field == "currency" and (len(out) != 3 or not out.isalpha() or not out.isupper()):
         raise InvalidInput("currency must be a three-letter ISO code such as USD or CNY")
     return out
-
-
-def jsonable(value: Any) -> Any:
-    """A column value as JSON (for before/after images)."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value

@@ -251,12 +251,6 @@ class OutboxCursor(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
-# URL segment of each object type in the API (``/v1/activities/12``).
-PLURALS: dict[str, str] = {
-    "account": "accounts", "contact": "contacts", "lead": "leads", "opportunity": "opportunities",
-    "activity": "activities", "case": "cases", "article": "articles", "event": "events",
-}
-
 OBJECT_MODELS: dict[str, type[Base]] = {
     "account": Account,
     "contact": Contact,

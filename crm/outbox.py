@@ -5,14 +5,13 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from config.objects import INDEXED
 from crm.models import OutboxCursor, OutboxEntry
-
-INDEXED_OBJECTS = frozenset({"account", "contact", "opportunity", "activity", "case", "article", "lead"})
 
 
 def emit(session: Session, obj: str, record_id: int, op: str = "upsert") -> None:
     """Queue ``op`` (upsert | delete | erase) for a record; a no-op for objects that are not indexed."""
-    if obj in INDEXED_OBJECTS:
+    if obj in INDEXED:
         session.add(OutboxEntry(object_type=obj, record_id=record_id, op=op))
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 import ledger
+from config.masking import mask_email, mask_phone
 from crm import outbox
 from crm.access import Principal, get_record, view
 from crm.errors import Conflict, Forbidden
@@ -52,7 +53,9 @@ def _flexible_pattern(value: str) -> str:
     if len(digits) >= 7 and not re.search(r"[A-Za-z@]", value):
         national = digits[-10:] if len(digits) > 10 else digits
         return r"(?:\+?\d{1,3}[\s\-.]?)?" + r"[\s\-.()]*".join(national)
-    return re.escape(value)
+    # Latin names and addresses match whole words only ("Ann" is not inside "Annual"); Chinese text has no
+    # spaces between words, so a Chinese name matches wherever it stands.
+    return r"(?<![A-Za-z0-9])" + re.escape(value) + r"(?![A-Za-z0-9])"
 
 
 def erase_contact(session: Session, principal: Principal, contact_id: int) -> dict[str, Any]:
@@ -68,6 +71,10 @@ def erase_contact(session: Session, principal: Principal, contact_id: int) -> di
     secrets = [v for v in (contact.name, contact.phone, contact.email) if v and len(v) >= 2]
     pattern = re.compile("|".join(_flexible_pattern(v) for v in sorted(secrets, key=len, reverse=True)),
                          re.IGNORECASE)
+    # The ledger keeps phones and emails only masked; erase those forms too, with the name.
+    masked = [m for m in (contact.phone and mask_phone(contact.phone), contact.email and mask_email(contact.email))
+              if m]
+    ledger_pattern = re.compile("|".join([pattern.pattern] + [re.escape(m) for m in masked]), re.IGNORECASE)
 
     def scrub(text: str) -> str:
         return pattern.sub(ERASED, text) if text else text
@@ -107,7 +114,8 @@ def erase_contact(session: Session, principal: Principal, contact_id: int) -> di
         for record_id in ids:
             outbox.emit(session, obj, record_id, "upsert")
     summary = {"contact_id": contact_id, "activities_scrubbed": len(touched["activity"]),
-               "cases_scrubbed": len(touched["case"])}
+               "cases_scrubbed": len(touched["case"]),
+               "ledger_rows_scrubbed": ledger.erase_matching(session, ledger_pattern, ERASED)}
     ledger.append(session, kind="erase", actor=principal.actor, refs=[f"contact:{contact_id}"],
                   input_summary=f"data-subject erase of contact {contact_id}", output=summary)
     return summary

@@ -11,13 +11,23 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import ledger
+from config.masking import mask_value
+from config.objects import ref
 from config.settings import get_settings
 from crm import outbox
-from crm.access import Principal, check_writable, field_names, get_record, model_for, writable_fields
+from crm.access import (
+    Principal,
+    check_writable,
+    field_names,
+    get_record,
+    model_for,
+    text_for_reader,
+    writable_fields,
+)
 from crm.errors import Conflict, Forbidden, InvalidInput, NeedsHuman, NotFound, StaleRecord
-from crm.fields import REQUIRED_ON_CREATE, coerce, jsonable
-from crm.masking import mask_value
+from crm.fields import REQUIRED_ON_CREATE, coerce
 from crm.models import CustomFieldDef, Proposal, User, utcnow
+from crm.values import jsonable
 
 Action = Literal["create", "update", "close", "delete", "owner_change"]
 HUMAN_ONLY_ACTIONS = frozenset({"delete", "owner_change", "bulk", "export"})
@@ -161,7 +171,7 @@ def propose(
         output={"proposal_id": proposal.id, "changes": _ledger_safe(object_type, diff),
                 "requires_human": requires_human},
         evidence=proposal.evidence, refs=[f"proposal:{proposal.id}"] + (
-            [f"{object_type}:{record_id}"] if record_id else []),
+            [ref(object_type, record_id)] if record_id else []),
         parent_id=parent_decision,
     )
     proposal.decision_id = row.id
@@ -252,7 +262,7 @@ def approve(
 def _refs(proposal: Proposal) -> list[str]:
     refs = [f"proposal:{proposal.id}"]
     if proposal.record_id is not None:
-        refs.append(f"{proposal.object_type}:{proposal.record_id}")
+        refs.append(ref(proposal.object_type, proposal.record_id))
     return refs
 
 
@@ -359,3 +369,36 @@ def undo(session: Session, principal: Principal, proposal_id: int) -> Proposal:
                   output={"restored": sorted(k for k in image if not k.startswith("__"))},
                   refs=_refs(proposal))
     return proposal
+
+
+def list_proposals(session: Session, principal: Principal, *, status: str | None = None,
+                   limit: int = 50) -> list[Proposal]:
+    """Proposals the caller made, newest first (admins: everyone's)."""
+    stmt = select(Proposal).order_by(Proposal.id.desc()).limit(limit)
+    if principal.role != "admin":
+        stmt = stmt.where(Proposal.created_by == principal.user_id)
+    if status:
+        stmt = stmt.where(Proposal.status == status)
+    return list(session.scalars(stmt))
+
+
+def proposal_view(principal: Principal, proposal: Proposal) -> dict[str, Any]:
+    """A proposal as ``principal`` may see it: hidden fields dropped, personal values masked for their role."""
+    settings = get_settings()
+    changes: dict[str, dict[str, Any]] = {}
+    for f, c in proposal.changes.items():
+        vis = settings.visibility(proposal.object_type, f, principal.role)
+        if vis == "visible":
+            changes[f] = {"before": c.get("before"), "after": c.get("after")}
+        elif vis == "masked":
+            changes[f] = {"before": mask_value(f, c.get("before")), "after": mask_value(f, c.get("after"))}
+    return {
+        "id": proposal.id, "object_type": proposal.object_type, "record_id": proposal.record_id,
+        "action": proposal.action, "changes": changes, "reason": text_for_reader(principal, proposal.reason),
+        "evidence": [str(e) for e in proposal.evidence], "status": proposal.status,
+        "requires_human": proposal.requires_human, "source": proposal.source, "created_by": proposal.created_by,
+        "decided_by": proposal.decided_by, "base_version": proposal.base_version,
+        "applied_version": proposal.applied_version, "created_at": proposal.created_at.isoformat(),
+        "decided_at": proposal.decided_at.isoformat() if proposal.decided_at else None,
+        "applied_at": proposal.applied_at.isoformat() if proposal.applied_at else None,
+    }

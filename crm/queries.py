@@ -6,8 +6,6 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -17,6 +15,7 @@ from config.settings import get_settings
 from crm.access import Principal, field_names, model_for, readable, view
 from crm.errors import InvalidInput
 from crm.fields import coerce
+from crm.values import jsonable
 
 # Columns a list may be ordered by: NOT NULL ones only, so keyset pagination is exact.
 SORTABLE: dict[str, tuple[str, ...]] = {
@@ -64,16 +63,8 @@ class Page:
 
 
 def _encode_cursor(values: list[Any]) -> str:
-    raw = json.dumps([_plain(v) for v in values], separators=(",", ":")).encode()
+    raw = json.dumps([jsonable(v) for v in values], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value
 
 
 def _decode_cursor(cursor: str) -> list[Any]:

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from config.db import get_engine, session_factory
+from config.errors import CrmindError
 from config.settings import get_settings
 from crm.access import Principal
 from retrieval.documents import Chunk, Loader
@@ -37,6 +38,11 @@ VARIANTS: dict[str, tuple[Mode, float | None]] = {
     "dense": ("dense", None), "sparse": ("sparse", None), "hybrid-2": ("hybrid", 0.0), "hybrid": ("hybrid", None)}
 BUCKETS = ("en", "zh", "zh->en", "en->zh", "all")
 ADMIN = Principal(user_id=0, role="admin", name="eval")
+
+
+class EvalError(CrmindError):
+    """An eval that can't run as asked (no ground truth, no model)."""
+
 
 
 def load_questions(path: Path, max_questions: int | None = None) -> list[dict[str, Any]]:
@@ -148,7 +154,7 @@ def run_retrieval_eval(*, ground_truth: Path | None = None, models: Sequence[str
     settings = get_settings()
     path = ground_truth or settings.data_dir / "ground_truth.jsonl"
     if not path.exists():
-        raise FileNotFoundError(f"no ground truth at {path}: run `crmind demo` first")
+        raise EvalError(f"no ground truth at {path}: run `crmind demo` first")
     questions = load_questions(path, max_questions)
     counts: dict[str, int] = defaultdict(int)
     for q in questions:

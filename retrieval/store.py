@@ -7,7 +7,7 @@ modifier); payload indexes on the permission and filter fields.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -17,7 +17,7 @@ import numpy as np
 from retrieval.documents import Chunk
 from retrieval.embeddings import Matrix
 from retrieval.errors import IndexBusy, RetrievalError
-from retrieval.filters import All, Condition, Match, Range
+from retrieval.filters import All, AnyOf, Condition, Match, Range
 from retrieval.sparse import SparseVec
 
 Mode = Literal["hybrid", "dense", "sparse"]
@@ -142,14 +142,69 @@ def _clean_payload(payload: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if v is not None}
 
 
+@dataclass(frozen=True)
+class FilterDialect:
+    """How one Qdrant API spells a filter: the two backends share the translation, not the classes."""
+
+    match: Callable[[str, list[Any]], Any]
+    range: Callable[[str, float | None, float | None], Any]
+    filter: Callable[..., Any]
+
+
+def to_filter(cond: Condition, d: FilterDialect) -> Any:
+    """Translate a backend-neutral ``Condition`` into one Qdrant ``Filter``."""
+    built = _translate(cond, d)
+    return built if isinstance(cond, All | AnyOf) else d.filter(must=[built])
+
+
+def _translate(cond: Condition, d: FilterDialect) -> Any:
+    if isinstance(cond, Match):
+        return d.match(cond.key, list(cond.values))
+    if isinstance(cond, Range):
+        return d.range(cond.key, cond.gte, cond.lte)
+    if isinstance(cond, All):
+        return d.filter(must=[_translate(c, d) for c in cond.conditions])
+    if not cond.conditions:  # an empty AnyOf matches nothing
+        return d.filter(must=[d.match("object_type", ["\x00none"])])
+    return d.filter(should=[_translate(c, d) for c in cond.conditions])
+
+
+def _edge_dialect() -> FilterDialect:
+    import qdrant_edge as qe
+    return FilterDialect(
+        match=lambda key, values: qe.FieldCondition(
+            key=key, match=qe.MatchValue(values[0]) if len(values) == 1 else qe.MatchAny(values)),
+        range=lambda key, gte, lte: qe.FieldCondition(key=key, range=qe.RangeFloat(gte=gte, lte=lte)),
+        filter=qe.Filter)
+
+
+def _client_dialect() -> FilterDialect:
+    from qdrant_client import models as m
+    return FilterDialect(
+        match=lambda key, values: m.FieldCondition(
+            key=key, match=m.MatchValue(value=values[0]) if len(values) == 1 else m.MatchAny(any=values)),
+        range=lambda key, gte, lte: m.FieldCondition(key=key, range=m.Range(gte=gte, lte=lte)),
+        filter=m.Filter)
+
+
+class _Filters:
+    """The filter translation both backends share."""
+
+    _dialect: FilterDialect
+
+    def _to_filter(self, cond: Condition) -> Any:
+        return to_filter(cond, self._dialect)
+
+
 # --------------------------------------------------------------------------- embedded: qdrant-edge-py
-class EdgeStore:
+class EdgeStore(_Filters):
     """Qdrant's engine in-process (``qdrant-edge-py``), one shard folder per tenant under the data dir."""
 
     def __init__(self, path: Path | str, dim: int, *, indexing_threads: int = 2) -> None:
         self.path = Path(path)
         self.dim = dim
         self.indexing_threads = indexing_threads
+        self._dialect = _edge_dialect()
         self.shard: Any = self._open()
 
     def _config(self) -> Any:
@@ -179,25 +234,6 @@ class EdgeStore:
             shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Integer))
         return shard
 
-    def _filter(self, cond: Condition) -> Any:
-        import qdrant_edge as qe
-        if isinstance(cond, Match):
-            values = list(cond.values)
-            match = qe.MatchValue(values[0]) if len(values) == 1 else qe.MatchAny(values)  # type: ignore[arg-type]
-            return qe.FieldCondition(key=cond.key, match=match)
-        if isinstance(cond, Range):
-            return qe.FieldCondition(key=cond.key, range=qe.RangeFloat(gte=cond.gte, lte=cond.lte))
-        if isinstance(cond, All):
-            return qe.Filter(must=[self._filter(c) for c in cond.conditions])
-        if not cond.conditions:  # matches nothing
-            return qe.Filter(must=[qe.FieldCondition(key="object_type", match=qe.MatchValue("\x00none"))])
-        return qe.Filter(should=[self._filter(c) for c in cond.conditions])
-
-    def _as_filter(self, cond: Condition) -> Any:
-        import qdrant_edge as qe
-        built = self._filter(cond)
-        return built if isinstance(built, qe.Filter) else qe.Filter(must=[built])
-
     def upsert(self, chunks: Sequence[Chunk], dense: Matrix, sparse: Sequence[SparseVec]) -> None:
         """Upsert points with both named vectors."""
         import qdrant_edge as qe
@@ -212,18 +248,18 @@ class EdgeStore:
         import qdrant_edge as qe
         if records:
             self.shard.update(qe.UpdateOperation.delete_points_by_filter(
-                self._as_filter(Match("record", tuple(records)))))
+                self._to_filter(Match("record", tuple(records)))))
 
     def delete_stale_chunks(self, record: str, keep: int) -> None:
         """Delete chunk numbers >= keep of one record."""
         import qdrant_edge as qe
         self.shard.update(qe.UpdateOperation.delete_points_by_filter(
-            self._as_filter(All((Match("record", (record,)), Range("chunk_no", gte=keep))))))
+            self._to_filter(All((Match("record", (record,)), Range("chunk_no", gte=keep))))))
 
     def delete_where(self, key: str, value: int) -> None:
         """Delete by one payload value."""
         import qdrant_edge as qe
-        self.shard.update(qe.UpdateOperation.delete_points_by_filter(self._as_filter(Match(key, (value,)))))
+        self.shard.update(qe.UpdateOperation.delete_points_by_filter(self._to_filter(Match(key, (value,)))))
 
     def records_where(self, key: str, value: int) -> set[str]:
         """Scroll the matching points' ``record`` field."""
@@ -232,7 +268,7 @@ class EdgeStore:
         offset = None
         while True:
             points, offset = self.shard.scroll(qe.ScrollRequest(
-                offset=offset, limit=1000, filter=self._as_filter(Match(key, (value,))),
+                offset=offset, limit=1000, filter=self._to_filter(Match(key, (value,))),
                 with_payload=True, with_vector=False))
             out.update(p.payload["record"] for p in points if p.payload)
             if offset is None:
@@ -243,7 +279,7 @@ class EdgeStore:
               fusion: Fusion = DEFAULT_FUSION, cross_language: Condition | None = None) -> list[StoredHit]:
         """One engine query: prefetch dense (and cross-language dense) and sparse under the filter, fuse with RRF."""
         import qdrant_edge as qe
-        flt = self._as_filter(cond)
+        flt = self._to_filter(cond)
         params = qe.SearchParams(hnsw_ef=max(MIN_EF, candidates), exact=exact)
         plan = plan_legs(dense, sparse, cond, mode, fusion, cross_language)
         vector = dense.tolist() if dense is not None else []
@@ -251,7 +287,7 @@ class EdgeStore:
         for leg in plan:
             if leg.using == DENSE:
                 legs.append(qe.Prefetch(limit=candidates, query=qe.Query.Nearest(vector, using=DENSE),
-                                        filter=self._as_filter(leg.cond), params=params))
+                                        filter=self._to_filter(leg.cond), params=params))
             else:
                 assert sparse is not None
                 legs.append(qe.Prefetch(limit=candidates,
@@ -297,7 +333,7 @@ class EdgeStore:
 
 
 # --------------------------------------------------------------------------- qdrant-client
-class ClientStore:
+class ClientStore(_Filters):
     """A Qdrant server or cluster through ``qdrant-client``; ``location=":memory:"``/``path`` is local mode."""
 
     def __init__(self, dim: int, *, collection: str, url: str | None = None, api_key: str | None = None,
@@ -306,6 +342,7 @@ class ClientStore:
 
         self.dim = dim
         self.collection = collection
+        self._dialect = _client_dialect()
         # Local mode is brute force: payload indexes and search params have no effect there.
         self.local = not url
         if url:
@@ -332,25 +369,6 @@ class ClientStore:
         for name in INTEGER_FIELDS:
             self.client.create_payload_index(self.collection, name, m.PayloadSchemaType.INTEGER)
 
-    def _filter(self, cond: Condition) -> Any:
-        from qdrant_client import models as m
-        if isinstance(cond, Match):
-            values = list(cond.values)
-            match: Any = m.MatchValue(value=values[0]) if len(values) == 1 else m.MatchAny(any=values)
-            return m.FieldCondition(key=cond.key, match=match)
-        if isinstance(cond, Range):
-            return m.FieldCondition(key=cond.key, range=m.Range(gte=cond.gte, lte=cond.lte))
-        if isinstance(cond, All):
-            return m.Filter(must=[self._filter(c) for c in cond.conditions])
-        if not cond.conditions:
-            return m.Filter(must=[m.FieldCondition(key="object_type", match=m.MatchValue(value="\x00none"))])
-        return m.Filter(should=[self._filter(c) for c in cond.conditions])
-
-    def _as_filter(self, cond: Condition) -> Any:
-        from qdrant_client import models as m
-        built = self._filter(cond)
-        return built if isinstance(built, m.Filter) else m.Filter(must=[built])
-
     def upsert(self, chunks: Sequence[Chunk], dense: Matrix, sparse: Sequence[SparseVec]) -> None:
         """Upsert points with both named vectors (waits for the write)."""
         from qdrant_client import models as m
@@ -362,7 +380,7 @@ class ClientStore:
 
     def _delete(self, cond: Condition) -> None:
         from qdrant_client import models as m
-        self.client.delete(self.collection, points_selector=m.FilterSelector(filter=self._as_filter(cond)), wait=True)
+        self.client.delete(self.collection, points_selector=m.FilterSelector(filter=self._to_filter(cond)), wait=True)
 
     def delete_records(self, records: Sequence[str]) -> None:
         """Delete by the indexed ``record`` field."""
@@ -382,7 +400,7 @@ class ClientStore:
         out: set[str] = set()
         offset = None
         while True:
-            points, offset = self.client.scroll(self.collection, scroll_filter=self._as_filter(Match(key, (value,))),
+            points, offset = self.client.scroll(self.collection, scroll_filter=self._to_filter(Match(key, (value,))),
                                                 limit=1000, offset=offset, with_payload=True, with_vectors=False)
             out.update(p.payload["record"] for p in points if p.payload)
             if offset is None:
@@ -393,14 +411,14 @@ class ClientStore:
               fusion: Fusion = DEFAULT_FUSION, cross_language: Condition | None = None) -> list[StoredHit]:
         """One ``query_points`` call: dense (and cross-language dense) and sparse prefetch, fused by RRF."""
         from qdrant_client import models as m
-        flt = self._as_filter(cond)
+        flt = self._to_filter(cond)
         params = None if self.local else m.SearchParams(hnsw_ef=max(MIN_EF, candidates), exact=exact)
         plan = plan_legs(dense, sparse, cond, mode, fusion, cross_language)
         vector = dense.tolist() if dense is not None else []
         legs: list[Any] = []
         for leg in plan:
             if leg.using == DENSE:
-                legs.append(m.Prefetch(query=vector, using=DENSE, filter=self._as_filter(leg.cond),
+                legs.append(m.Prefetch(query=vector, using=DENSE, filter=self._to_filter(leg.cond),
                                        limit=candidates, params=params))
             else:
                 assert sparse is not None
@@ -443,13 +461,12 @@ def open_store(dim: int, *, url: str | None = None, api_key: str | None = None, 
     from config.settings import get_settings
     s = get_settings()
     tenant = tenant or s.tenant
+    if not tenant.replace("-", "").replace("_", "").isalnum():
+        raise RetrievalError(f"tenant name '{tenant}' must be letters, digits, '-' or '_'")
     url = url if url is not None else s.qdrant_url
     if url:
         return ClientStore(dim, collection=f"crmind_{tenant}", url=url, api_key=api_key or s.qdrant_api_key)
-    base = (data_dir or s.data_dir) / "qdrant"
-    if not tenant.replace("-", "").replace("_", "").isalnum():
-        raise RetrievalError(f"tenant name '{tenant}' must be letters, digits, '-' or '_'")
-    return EdgeStore(base / tenant, dim)
+    return EdgeStore((data_dir or s.data_dir) / "qdrant" / tenant, dim)
 
 
 def l2_normalize(x: Matrix) -> Matrix:

@@ -18,7 +18,7 @@ _DIR = Path(tempfile.mkdtemp(prefix="crmind-fuzz-"))
 
 
 def _app():  # type: ignore[no-untyped-def]
-    from serving.app import create_app
+    from serving.api.app import create_app
 
     return create_app()
 

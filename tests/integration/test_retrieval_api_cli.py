@@ -16,7 +16,7 @@ from crm import outbox
 from crm.access import Principal
 from crm.models import Activity
 from crm.schema import migrate
-from retrieval.sample import build_sample
+from tests.fixtures.retrieval_sample import build_sample
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_cli_index_then_search_as_a_rep(crm: Path) -> None:
-    from serving.cli_retrieval import app
+    from serving.cli.retrieval import app
 
     runner = CliRunner()
     result = runner.invoke(app, ["index"])
@@ -56,14 +56,17 @@ def test_cli_index_then_search_as_a_rep(crm: Path) -> None:
 
 
 def test_api_search_and_background_follower(crm: Path) -> None:
-    from serving import api_search
-    from serving.deps import current_principal
+    from retrieval.follower import IndexFollower
+    from serving.api.deps import current_principal
+    from serving.api.routes import search
 
     app = FastAPI()
-    app.include_router(api_search.router)
+    app.include_router(search.router)
     support = Principal(user_id=4, role="support", team_ids=frozenset({1}))
     app.dependency_overrides[current_principal] = lambda: support
-    api_search.start_index_follower(interval=0.1)
+    follower = IndexFollower(interval=0.1)
+    app.state.index_status = follower.status
+    follower.start()
     try:
         with TestClient(app) as client:
             body = client.get("/v1/search", params={"q": "ESS-200-7731 delivery", "limit": 5}).json()
@@ -85,5 +88,7 @@ def test_api_search_and_background_follower(crm: Path) -> None:
                     break
                 time.sleep(0.1)
             assert hits[0]["record"] == "activity:50" and hits[0]["link"] == "/v1/activities/50"
+            assert client.get("/v1/search/status").json()["state"] == "following"
     finally:
-        api_search.stop_index_follower()
+        follower.stop()
+    assert follower.status.state == "stopped" and not follower.running

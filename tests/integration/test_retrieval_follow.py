@@ -15,9 +15,9 @@ from crm.access import Principal
 from crm.models import Activity, OutboxCursor
 from crm.schema import migrate
 from retrieval.indexer import CONSUMER, build, sync
-from retrieval.sample import build_sample
 from retrieval.search import search
 from retrieval.store import EdgeStore
+from tests.fixtures.retrieval_sample import build_sample
 
 pytestmark = pytest.mark.integration
 ADMIN = Principal(user_id=5, role="admin")

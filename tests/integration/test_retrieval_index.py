@@ -19,9 +19,9 @@ from crm.errors import NotFound
 from crm.schema import migrate
 from retrieval.errors import IndexBusy
 from retrieval.indexer import CONSUMER, build
-from retrieval.sample import ACTIVITIES, build_sample
 from retrieval.search import search
 from retrieval.store import ClientStore, EdgeStore
+from tests.fixtures.retrieval_sample import ACTIVITIES, build_sample
 
 pytestmark = pytest.mark.integration
 SECRETS = ("13812345678", "13987654321", "li.wei@acme.example", "boss@globex.example")

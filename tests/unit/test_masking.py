@@ -1,7 +1,7 @@
 import pytest
 
+from config.masking import mask_email, mask_phone, mask_text
 from config.settings import Settings
-from crm.masking import mask_email, mask_phone, mask_text
 
 
 @pytest.mark.parametrize(("raw", "masked"), [

@@ -83,9 +83,9 @@ def test_edge_translation_builds_nested_filters(tmp_path: Any) -> None:
     import qdrant_edge as qe
     store = EdgeStore(tmp_path / "s", 4)
     try:
-        built = store._as_filter(permission_filter(Principal(user_id=1, role="rep", team_ids=frozenset({2}))))
+        built = store._to_filter(permission_filter(Principal(user_id=1, role="rep", team_ids=frozenset({2}))))
         assert isinstance(built, qe.Filter) and built.should
-        nothing = store._as_filter(AnyOf(()))
+        nothing = store._to_filter(AnyOf(()))
         assert isinstance(nothing, qe.Filter) and nothing.must
     finally:
         store.close()

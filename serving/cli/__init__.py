@@ -1,0 +1,186 @@
+"""The ``crmind`` command line. Heavy imports stay inside commands so ``crmind --help`` is instant."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from serving.cli.common import CrmindGroup, fail, port_is_free
+
+app = typer.Typer(cls=CrmindGroup, help="crmind: an AI agent platform over your CRM.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+ledger_app = typer.Typer(help="The decision ledger.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database to the latest schema."""
+    from crm.schema import migrate as run
+
+    run()
+    typer.echo("database is at the latest schema")
+
+
+@app.command()
+def demo(
+    scale: Annotated[float, typer.Option(help="1 = 500 accounts, 20k activities, 50k events")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Same seed, same data")] = 7,
+    reset: Annotated[bool, typer.Option(help="Delete existing data first")] = False,
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing if the CRM already has data")] = False,
+) -> None:
+    """Generate a realistic bilingual demo CRM and print one API token per role."""
+    from sqlalchemy import func, select
+
+    from config.db import get_engine, session_factory
+    from config.settings import get_settings
+    from crm.demo import build_demo
+    from crm.models import Account
+    from crm.schema import migrate as run_migrations
+
+    settings = get_settings()
+    engine = get_engine()
+    run_migrations(engine)
+    with session_factory(engine)() as session:
+        has_data = (session.scalar(select(func.count()).select_from(Account)) or 0) > 0
+    if has_data and if_empty:
+        typer.echo(f"demo data already present; tokens are in {settings.data_dir / 'demo_tokens.json'}")
+        return
+    try:
+        result = build_demo(engine, scale=scale, seed=seed, out_dir=settings.data_dir, progress=True, reset=reset)
+    except ValueError as exc:
+        fail(str(exc))
+        return
+    typer.echo(f"demo CRM built in {result.seconds:.1f}s: "
+               + ", ".join(f"{n} {k}" for k, n in result.counts.items()))
+    typer.echo(f"ground truth: {result.ground_truth_path}")
+    typer.echo(f"API tokens (all users: {settings.data_dir / 'demo_tokens.json'}):")
+    for role, (email, token) in result.tokens.items():
+        typer.echo(f"  {role:<8} {email:<34} {token}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+    llm: Annotated[bool, typer.Option(help="Start the embedded llama.cpp engine if no LLM URL is set")] = True,
+) -> None:
+    """Run the API server (and the embedded model engine and index follower)."""
+    import uvicorn
+
+    from config.settings import get_settings
+    from crm.schema import migrate as run_migrations
+    from serving.api.app import create_app
+
+    settings = get_settings()
+    host, port = host or settings.api_host, port or settings.api_port
+    port_is_free(host, port)  # before the engine starts, so a busy port costs nothing to report
+    run_migrations()
+    engine_handle = None
+    if llm:
+        from inference.embedded import ensure_engine
+
+        engine_handle = ensure_engine(settings)
+        typer.echo(f"model engine: {engine_handle.base_url} serving {', '.join(engine_handle.models)}")
+    try:
+        uvicorn.run(create_app(follow_index=True), host=host, port=port, log_level="info")
+    finally:
+        if engine_handle is not None:
+            engine_handle.stop()
+
+
+@app.command()
+def export(
+    contact_id: int,
+    as_user: Annotated[str, typer.Option("--as", help="User id or email acting (manager or admin)")],
+    out: Annotated[Path | None, typer.Option(help="Write JSON here instead of stdout")] = None,
+) -> None:
+    """Data-subject export of a contact as JSON."""
+    from config.db import transaction
+    from crm.auth import principal_for_user
+    from crm.privacy import export_contact
+
+    with transaction() as session:
+        data = export_contact(session, principal_for_user(session, as_user), contact_id)
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    if out:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out}")
+    else:
+        typer.echo(text)
+
+
+@app.command()
+def erase(
+    contact_id: int,
+    as_user: Annotated[str, typer.Option("--as", help="User id or email acting (manager or admin)")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Erase a contact's personal data from the CRM, its text and (through the outbox) the index."""
+    from config.db import transaction
+    from crm.auth import principal_for_user
+    from crm.privacy import erase_contact
+
+    if not yes and not typer.confirm(f"Erase contact {contact_id}'s personal data? This cannot be undone"):
+        raise typer.Exit(1)
+    with transaction() as session:
+        result = erase_contact(session, principal_for_user(session, as_user), contact_id)
+    typer.echo(json.dumps(result))
+
+
+@ledger_app.command("verify")
+def ledger_verify() -> None:
+    """Walk the hash chain; exit 1 and name the first bad row if anything was tampered with."""
+    from config.db import session_factory
+    from ledger import verify
+
+    with session_factory()() as session:
+        result = verify(session)
+    if result.ok:
+        typer.echo(f"ledger ok: {result.rows} rows, hash chain intact")
+        return
+    fail(f"ledger tampered at row seq={result.first_bad_seq}: {result.reason}")
+
+
+@ledger_app.command("show")
+def ledger_show(
+    record: Annotated[str | None, typer.Option(help="e.g. contact:42")] = None,
+    limit: Annotated[int, typer.Option()] = 20,
+) -> None:
+    """Print recent decisions, optionally about one record."""
+    from config.db import session_factory
+    from ledger import decisions_for
+
+    with session_factory()() as session:
+        for d in decisions_for(session, record=record, limit=limit):
+            typer.echo(f"{d.ts:%Y-%m-%d %H:%M:%S} {d.kind:<12} {d.actor:<18} {d.input_summary[:90]}"
+                       + (f"  [{d.outcome}]" if d.outcome else ""))
+
+
+def _mount() -> None:
+    """Sub-commands that live in their own modules (search index, evals, models)."""
+    from serving.cli.models import chat, models_app, serve_model
+    from serving.cli.retrieval import app as retrieval_app
+    from serving.cli.retrieval import eval_app
+
+    for command in retrieval_app.registered_commands:
+        app.registered_commands.append(command)
+    app.add_typer(eval_app, name="eval")
+    app.add_typer(models_app, name="models")
+    app.command("serve-model")(serve_model)
+    app.command("chat")(chat)
+
+
+_mount()
+
+
+def main() -> None:
+    """Entry point (``crmind``)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""``crmind models ...`` and ``crmind serve-model``: the model registry and the engines from the shell."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+models_app = typer.Typer(help="Model registry: bases, adapters, champion, challenger.", no_args_is_help=True)
+
+Actor = Annotated[str, typer.Option(help="Who makes the change (recorded in the ledger).")]
+
+
+@models_app.command("list")
+def list_models() -> None:
+    """Registered models, with the champion and challenger of each base."""
+    from config.db import transaction
+    from inference import registry
+
+    with transaction() as session:
+        registry.ensure_bases(session)
+        for model in registry.list_models(session):
+            dep = registry.get_deployment(session, model.base)
+            role = ("champion" if dep.champion == model.name else
+                    f"challenger {dep.challenger_share:.0%}" if dep.challenger == model.name else "")
+            evals = ", ".join(f"{k}={v}" for k, v in model.eval_results.items())
+            typer.echo(f"{model.name:<28} {model.kind:<8} base={model.base:<12} {role:<16} {evals}")
+
+
+@models_app.command("show")
+def show(name: str) -> None:
+    """One model's record as JSON."""
+    from config.db import transaction
+    from inference import registry
+
+    with transaction() as session:
+        registry.ensure_bases(session)
+        m = registry.get_model(session, name)
+        dep = registry.get_deployment(session, m.base)
+        typer.echo(json.dumps({
+            "name": m.name, "base": m.base, "kind": m.kind, "peft_path": m.peft_path,
+            "gguf_lora_path": m.gguf_lora_path, "eval_results": m.eval_results, "notes": m.notes,
+            "deployment": {"champion": dep.champion, "challenger": dep.challenger,
+                           "challenger_share": dep.challenger_share, "earlier_champions": dep.history},
+        }, indent=2))
+
+
+@models_app.command("register")
+def register(
+    name: str,
+    base: Annotated[str, typer.Option(help="Base model name.")] = "smollm2",
+    peft: Annotated[Path | None, typer.Option(help="peft adapter folder.")] = None,
+    gguf_lora: Annotated[Path | None, typer.Option(help="GGUF-LoRA file (default: from --peft).")] = None,
+    eval_json: Annotated[str, typer.Option("--eval", help='Eval results, e.g. {"tool_acc": 0.8}.')] = "{}",
+    actor: Actor = "cli",
+) -> None:
+    """Register a LoRA adapter (a peft folder is converted to GGUF-LoRA for llama.cpp)."""
+    from config.db import transaction
+    from config.settings import get_settings
+    from finetune.lora_gguf import convert_peft_to_gguf
+    from inference import registry
+    from inference.bases import get_base
+
+    if peft is not None and gguf_lora is None:
+        out = Path(get_settings().data_dir) / "adapters" / f"{name}.gguf"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        gguf_lora = convert_peft_to_gguf(peft, out, base_gguf=get_base(base).gguf_path())
+    with transaction() as session:
+        registry.register(session, name=name, base=base, peft_path=peft, gguf_lora_path=gguf_lora,
+                          eval_results=json.loads(eval_json), actor=actor)
+    typer.echo(f"registered {name} on {base}; restart the engine to serve it")
+
+
+@models_app.command("challenge")
+def challenge(
+    name: str, share: Annotated[float, typer.Option(help="Share of conversations, 0..1.")] = 0.1,
+    actor: Actor = "cli",
+) -> None:
+    """Make a model the challenger of its base for a share of conversations."""
+    from config.db import transaction
+    from inference import registry
+
+    with transaction() as session:
+        registry.set_challenger(session, name=name, share=share, actor=actor)
+    typer.echo(f"{name} is challenger at {share:.0%}")
+
+
+@models_app.command("promote")
+def promote(
+    base: Annotated[str, typer.Option(help="Base whose champion changes.")] = "smollm2",
+    name: Annotated[str | None, typer.Option(help="Model to promote (default: the challenger).")] = None,
+    reason: str = "", actor: Actor = "cli",
+) -> None:
+    """Make the challenger (or the named model) the champion of its base."""
+    from config.db import transaction
+    from inference import registry
+
+    with transaction() as session:
+        dep = registry.promote(session, base=base, name=name, actor=actor, reason=reason)
+    typer.echo(f"{dep.champion} is champion of {base}")
+
+
+@models_app.command("rollback")
+def rollback(
+    base: Annotated[str, typer.Option(help="Base whose champion goes back.")] = "smollm2",
+    reason: str = "", actor: Actor = "cli",
+) -> None:
+    """Put the previous champion of a base back."""
+    from config.db import transaction
+    from inference import registry
+
+    with transaction() as session:
+        dep = registry.rollback(session, base=base, actor=actor, reason=reason)
+    typer.echo(f"{dep.champion} is champion of {base} again")
+
+
+def serve_model(
+    engine: Annotated[Literal["llamacpp", "vllm"], typer.Option(help="Which engine to run.")] = "llamacpp",
+    port: Annotated[int | None, typer.Option(help="Port (default CRMIND_LLM_PORT).")] = None,
+    base: Annotated[str, typer.Option(help="Base model (vLLM serves one base).")] = "smollm2",
+) -> None:
+    """Run a model engine in the foreground (base + registered adapters) until Ctrl-C."""
+    from config.settings import get_settings
+    from inference.llamacpp import start_llamacpp
+
+    if engine == "llamacpp":
+        handle = start_llamacpp(port=port)
+    else:
+        handle = _start_vllm_from_registry(base, port, Path(get_settings().data_dir))
+    typer.echo(f"{engine} serves {', '.join(handle.models)} at {handle.base_url}")
+    if not handle.owned:
+        typer.echo("(an engine was already running there; reusing it)")
+        return
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        while handle.process is not None and handle.process.poll() is None:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        handle.stop()
+
+
+def _start_vllm_from_registry(base: str, port: int | None, data_dir: Path):  # type: ignore[no-untyped-def]
+    from config.db import session_factory
+    from finetune.hf_base import build_hf_base
+    from inference import registry
+    from inference.bases import get_base
+    from inference.vllm import start_vllm
+
+    with session_factory()() as session:
+        loras = {m.name: Path(m.peft_path) for m in registry.list_models(session, base=base)
+                 if m.kind == "adapter" and m.peft_path}
+    typer.echo(f"building the HF copy of {base} (first time: about a minute)")
+    model_dir = build_hf_base(base, data_dir / "models" / f"{base}-hf")
+    return start_vllm(model_dir=model_dir, served_name=base, loras=loras, port=port,
+                      tool_parser=get_base(base).tool_parser)
+
+
+def chat(
+    message: Annotated[str, typer.Argument(help="What to say to the model.")],
+    thread: Annotated[str | None, typer.Option(help="Conversation id; the A/B router is sticky per thread.")] = None,
+    base: Annotated[str, typer.Option(help="Base whose champion/challenger answer.")] = "smollm2",
+    force: Annotated[Literal["champion", "challenger"] | None, typer.Option(
+        help="Force a variant (evals and admins).")] = None,
+    max_tokens: Annotated[int, typer.Option(min=1, max=4096, help="Token budget of the reply.")] = 256,
+) -> None:
+    """One streamed completion through the gateway: A/B routed, budgeted, recorded in the ledger.
+
+    This checks the model path end to end (engine, router, gateway, ledger). It does not read the CRM:
+    the grounded assistant with citations is built on top of it in ``agents/``.
+    """
+    import uuid
+
+    from config.db import transaction
+    from inference.embedded import ensure_engine
+    from inference.router import config_for_base, routed_chat_model
+
+    thread = thread or f"cli-{uuid.uuid4().hex[:12]}"
+    with transaction() as session:
+        ab = config_for_base(session, base)
+    handle = ensure_engine()  # reuses the engine `crmind serve` started; else starts one for this call
+    try:
+        llm, chosen = routed_chat_model(ab, thread_id=thread, force=force, actor="cli", max_tokens=max_tokens)
+        typer.secho(f"[{chosen.model} · {chosen.variant} · thread {thread}]", fg=typer.colors.BRIGHT_BLACK)
+        for chunk in llm.stream(message):
+            typer.echo(chunk.content, nl=False)
+        typer.echo()
+    except Exception as exc:  # noqa: BLE001 - the engine's errors reach a person as one line, not a traceback
+        typer.secho(f"model call failed: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1) from None
+    finally:
+        if handle.owned:
+            handle.stop()

@@ -1,0 +1,177 @@
+"""Real llama.cpp server, real SmolLM2: chat, streaming, constrained tool call, adapter by model name."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from langchain_core.messages import HumanMessage, SystemMessage
+from pydantic import BaseModel
+from sqlalchemy import Engine
+
+import ledger
+from config.db import make_engine, session_factory
+from crm.schema import migrate
+from inference.bases import get_base
+from inference.config import ServingConfig, serving_config
+from inference.constrained import ToolSpec, call_tool, generate_typed, tool_chat, typed_chat
+from inference.engine_process import EngineHandle, free_port
+from inference.errors import PortInUse
+from inference.gateway import chat_model
+from inference.llamacpp import ServedModel, start_llamacpp
+from tests.fixtures.tiny_adapter import make_tiny_adapter
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory: pytest.TempPathFactory) -> ServingConfig:
+    root = tmp_path_factory.mktemp("llm")
+    return dataclasses.replace(serving_config(), data_dir=root, port=free_port(), threads=2, ctx=2048,
+                               engine="llamacpp", base_url=None)
+
+
+@pytest.fixture(scope="module")
+def engine(cfg: ServingConfig) -> Iterator[EngineHandle]:
+    _, gguf_lora = make_tiny_adapter(cfg.data_dir / "adapter")
+    base = get_base("smollm2").gguf_path()
+    models = [ServedModel(name="smollm2", gguf_path=base),
+              ServedModel(name="smollm2-crm", gguf_path=base, lora_path=gguf_lora)]
+    with start_llamacpp(models, cfg=cfg) as handle:
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def db(cfg: ServingConfig) -> Iterator[Engine]:
+    eng = make_engine(f"sqlite:///{cfg.data_dir / 'ledger.db'}")
+    migrate(eng)
+    yield eng
+    eng.dispose()
+
+
+def _recorder(db: Engine):  # type: ignore[no-untyped-def]
+    def append(**kwargs):  # type: ignore[no-untyped-def]
+        with session_factory(db)() as s, s.begin():
+            return ledger.append(s, **kwargs)
+    return append
+
+
+def test_engine_serves_base_and_adapter_by_name(engine: EngineHandle) -> None:
+    assert set(engine.models) == {"smollm2", "smollm2-crm"} and engine.healthy()
+
+
+def test_chat_through_the_gateway_writes_a_ledger_row(engine: EngineHandle, cfg: ServingConfig,
+                                                      db: Engine) -> None:
+    chat = chat_model("smollm2", cfg=cfg, thread_id="it-1", prompt="smoke@1", max_tokens=24,
+                      append=_recorder(db))
+    reply = chat.invoke("What is the capital of France?")
+    assert isinstance(reply.content, str) and reply.content.strip()
+    assert reply.usage_metadata is not None and 0 < reply.usage_metadata["output_tokens"] <= 24
+    with session_factory(db)() as s:
+        row = ledger.decisions_for(s, thread_id="it-1", kind="model_call")[0]
+    assert row.model_id == "smollm2" and row.prompt == "smoke@1"
+    assert row.tokens_in and row.tokens_out and row.latency_ms and row.latency_ms > 0
+
+
+def test_streaming_yields_many_chunks(engine: EngineHandle, cfg: ServingConfig) -> None:
+    chat = chat_model("smollm2", cfg=cfg, record=False, max_tokens=20)
+    chunks = list(chat.stream("Count from one to ten."))
+    assert len(chunks) > 3 and "".join(str(c.content) for c in chunks).strip()
+
+
+class FindAccount(BaseModel):
+    name: str
+
+
+class CreateTask(BaseModel):
+    subject: str
+    due_in_days: int
+
+
+TOOLS = [ToolSpec("find_account", "Find an account by name", FindAccount),
+         ToolSpec("create_task", "Create a follow-up task", CreateTask)]
+ASK = [SystemMessage(content='Answer with a tool call as JSON: {"tool": ..., "arguments": {...}}.'),
+       HumanMessage(content="Remind me to call Acme in 3 days.")]
+
+
+@pytest.mark.parametrize("use_grammar", [False, True], ids=["json-schema", "gbnf"])
+def test_constrained_tool_call_parses(engine: EngineHandle, cfg: ServingConfig, use_grammar: bool) -> None:
+    chat = tool_chat(TOOLS, use_grammar=use_grammar, cfg=cfg, record=False, max_tokens=80)
+    call = call_tool(chat, ASK, TOOLS, attempts=0)  # no repair needed: the grammar admits only valid calls
+    assert call.tool in {"find_account", "create_task"}
+    assert isinstance(call.arguments, (FindAccount, CreateTask))
+
+
+def test_typed_output_on_the_adapter(engine: EngineHandle, cfg: ServingConfig) -> None:
+    chat = typed_chat(CreateTask, model="smollm2-crm", cfg=cfg, record=False, max_tokens=60)
+    out = generate_typed(chat, [HumanMessage(content="Task: send the Acme quote, due in 2 days. As JSON.")],
+                         CreateTask, attempts=0)
+    assert isinstance(out.due_in_days, int)
+
+
+def test_switching_to_the_adapter_by_model_name_changes_the_output(engine: EngineHandle,
+                                                                   cfg: ServingConfig) -> None:
+    ask = "Name three colours."
+    base = chat_model("smollm2", cfg=cfg, record=False, max_tokens=20).invoke(ask).content
+    adapted = chat_model("smollm2-crm", cfg=cfg, record=False, max_tokens=20).invoke(ask)
+    assert adapted.response_metadata["model_name"] == "smollm2-crm"
+    assert adapted.content != base  # the random LoRA shifts greedy decoding
+    again = chat_model("smollm2", cfg=cfg, record=False, max_tokens=20).invoke(ask).content
+    assert again == base  # and switching back restores the base exactly
+
+
+def test_second_start_reuses_the_healthy_engine(engine: EngineHandle, cfg: ServingConfig) -> None:
+    base = get_base("smollm2").gguf_path()
+    again = start_llamacpp([ServedModel(name="smollm2", gguf_path=base)], cfg=cfg)
+    assert not again.owned and again.base_url == engine.base_url
+    again.stop()  # a no-op: the engine is not ours
+    assert engine.healthy()
+
+
+def test_port_held_by_something_else_is_a_clear_error(cfg: ServingConfig, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(PortInUse, match="taken by something that is no engine"):
+            start_llamacpp([], cfg=dataclasses.replace(cfg, port=port))
+
+
+def test_json_is_valid_json(engine: EngineHandle, cfg: ServingConfig) -> None:
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    reply = chat_model(cfg=cfg, record=False, json_schema=schema, max_tokens=20).invoke("Is water wet? JSON.")
+    assert isinstance(json.loads(str(reply.content))["ok"], bool)
+
+
+def test_crmind_chat_reuses_the_running_engine_and_records_the_call(
+        engine: EngineHandle, cfg: ServingConfig, db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from config.db import get_engine
+    from config.settings import get_settings
+    from serving.cli import app
+
+    monkeypatch.setenv("CRMIND_DATABASE_URL", str(db.url))
+    monkeypatch.setenv("CRMIND_DATA_DIR", str(cfg.data_dir))
+    monkeypatch.setenv("CRMIND_LLM_PORT", str(cfg.port))
+    monkeypatch.delenv("CRMIND_LLM_BASE_URL", raising=False)
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["chat", "Say hello to the sales team.", "--thread", "cli-t1",
+                                          "--max-tokens", "12"])
+        assert result.exit_code == 0, result.output
+        assert "[smollm2 · champion · thread cli-t1]" in result.output
+        assert len(result.output.splitlines()[1].strip()) > 0  # the streamed reply
+        assert engine.healthy()  # a reused engine is not stopped by the command
+        with session_factory(db)() as s:
+            row = ledger.decisions_for(s, thread_id="cli-t1", kind="model_call")[0]
+        assert row.model_id == "smollm2" and row.output["variant"] == "champion" and row.tokens_out
+    finally:
+        get_settings.cache_clear()
+        get_engine.cache_clear()
