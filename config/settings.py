@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Role = Literal["rep", "manager", "support", "admin"]
@@ -82,23 +82,11 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    secret_key: str = Field("dev-secret-change-me", description="Signs pagination cursors.")
 
     personal_fields: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_PERSONAL_FIELDS))
     field_policy: dict[str, dict[str, dict[str, Visibility]]] = Field(
         default_factory=lambda: dict(DEFAULT_FIELD_POLICY)
     )
-
-    @model_validator(mode="after")
-    def _refuse_default_secret_in_production(self) -> Settings:
-        if self.environment == "production" and self.secret_key == "dev-secret-change-me":
-            raise ValueError("CRMIND_SECRET_KEY must be set in production")
-        return self
-
-    @property
-    def qdrant_path(self) -> Path:
-        """Folder of the embedded Qdrant engine."""
-        return self.data_dir / "qdrant"
 
     def visibility(self, obj: str, field: str, role: Role) -> Visibility:
         """How ``role`` may see ``obj.field``: the single rule table behind every read path."""
