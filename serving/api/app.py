@@ -7,10 +7,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 from serving.api import errors
-from serving.api.routes import decisions, imports, meta, privacy, proposals, records, search
+from serving.api.routes import decisions, imports, meta, pages, privacy, proposals, records, search
 
 WEB = Path(__file__).resolve().parent / "web"
 
@@ -43,11 +43,7 @@ def create_app(*, follow_index: bool = False) -> FastAPI:
     )
     errors.install(app)
 
-    @app.get("/", include_in_schema=False)
-    def console() -> FileResponse:
-        """The web console: records, search, proposals to approve, and the decision record."""
-        return FileResponse(WEB / "index.html", media_type="text/html")
-
-    for module in (meta, records, proposals, privacy, imports, decisions, search):
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+    for module in (meta, records, proposals, privacy, imports, decisions, search, pages):
         app.include_router(module.router)
     return app
