@@ -159,6 +159,7 @@ def test_crmind_chat_reuses_the_running_engine_and_records_the_call(
     monkeypatch.setenv("CRMIND_DATABASE_URL", str(db.url))
     monkeypatch.setenv("CRMIND_DATA_DIR", str(cfg.data_dir))
     monkeypatch.setenv("CRMIND_LLM_PORT", str(cfg.port))
+    monkeypatch.setenv("CRMIND_LLM_MODEL", "smollm2")  # the fast test model, whatever the default is
     monkeypatch.delenv("CRMIND_LLM_BASE_URL", raising=False)
     get_settings.cache_clear()
     get_engine.cache_clear()
