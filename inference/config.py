@@ -14,7 +14,7 @@ EngineName = Literal["llamacpp", "vllm"]
 # The serving fields of Settings and their defaults (kept for documentation and tests).
 DEFAULTS: dict[str, Any] = {
     "llm_engine": "llamacpp",
-    "llm_model": "smollm2",
+    "llm_model": "qwen2.5-0.5b",
     "llm_threads": 0,  # 0 = all cores
     "llm_ctx": 4096,
     "llm_repair_attempts": 2,

@@ -98,6 +98,17 @@ class GatewayChatModel(ChatOpenAI):
         params["extra_body"] = {**extra_body, "grammar": grammar}
         return self.bind(**params)
 
+    def _get_request_payload(self, input_: LanguageModelInput, *, stop: list[str] | None = None,
+                             **kwargs: Any) -> dict[str, Any]:
+        payload: dict[str, Any] = super()._get_request_payload(input_, stop=stop, **kwargs)
+        if self.engine == "llamacpp":
+            # OpenAI sends a tool-calling assistant turn with content null; llama-cpp-python's server
+            # refuses that (its schema wants a string), which would break every turn after a tool call.
+            for message in payload.get("messages", []):
+                if message.get("role") == "assistant" and message.get("content") is None:
+                    message["content"] = ""
+        return payload
+
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None,
                   **kwargs: Any) -> ChatResult:
         return _with_tool_calls(super()._generate(messages, stop, run_manager, **kwargs), kwargs)

@@ -53,7 +53,12 @@ class LedgerCallback(BaseCallbackHandler):
     ) -> None:
         """Streaming: note the first token's time and count chunks (the fallback token count)."""
         call = self._calls.get(run_id)
-        if call is not None:
+        if call is None:
+            return
+        chunk = kwargs.get("chunk")
+        message = getattr(chunk, "message", None)
+        # An engine may send the role (an empty chunk) before it has a token: that is not the first token.
+        if token or getattr(message, "tool_call_chunks", None):
             call.first_token = call.first_token or time.perf_counter()
             call.chunks += 1
 

@@ -55,6 +55,8 @@ def split_gguf(
 ) -> SplitGGUF:
     """The pins of ``distribution``-part1..N (each ``part_size`` bytes but the last), one hash per part."""
     count = len(part_sha256)
+    if not 0 < size - part_size * (count - 1) <= part_size:
+        raise ValueError(f"A size of {size} bytes is not {count} parts of {part_size} bytes (the last shorter).")
     parts = tuple(
         Part(distribution=f"{distribution}-part{i}", module=f"{distribution.replace('-', '_')}_part{i}",
              file=f"data/part{i:02d}.bin", size=part_size if i < count else size - part_size * (count - 1),
