@@ -68,7 +68,8 @@ class Settings(BaseSettings):
     llm_timeout_s: float = 60.0
     llm_max_tokens: int = 512
     llm_engine: Literal["llamacpp", "vllm"] = Field("llamacpp", description="Engine crmind starts itself.")
-    llm_model: str = Field("smollm2", description="Base model name in the registry.")
+    llm_model: str = Field("qwen2.5-0.5b", description="Base model name in the registry (see inference/bases.py; "
+                                                     "smollm2 is the tiny fast test model).")
     llm_threads: int = Field(0, description="Engine CPU threads; 0 = all cores.")
     llm_ctx: int = 4096
     llm_repair_attempts: int = Field(2, description="Retries when constrained output still fails to parse.")

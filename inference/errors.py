@@ -54,3 +54,15 @@ class InvalidModelOutput(LLMError):
         self.attempts = attempts
         self.last_output = last_output
         self.last_error = last_error
+
+
+class ModelAssemblyError(LLMError):
+    """A model shipped in part packages could not be assembled into its GGUF."""
+
+
+class MissingModelPart(ModelAssemblyError):
+    """A part package of a split model is not installed (the message names it and the pip command)."""
+
+
+class CorruptModelPart(ModelAssemblyError):
+    """A part file's size or SHA-256 is not the pinned one (the message names the part)."""

@@ -53,18 +53,30 @@ class LedgerCallback(BaseCallbackHandler):
     ) -> None:
         """Streaming: note the first token's time and count chunks (the fallback token count)."""
         call = self._calls.get(run_id)
-        if call is not None:
+        if call is None:
+            return
+        chunk = kwargs.get("chunk")
+        message = getattr(chunk, "message", None)
+        # An engine may send the role (an empty chunk) before it has a token: that is not the first token.
+        if token or getattr(message, "tool_call_chunks", None):
             call.first_token = call.first_token or time.perf_counter()
             call.chunks += 1
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
-        """Write the row: text, finish reason, tokens in/out, latency and TTFT."""
+        """Write the row: text, tool calls, finish reason, tokens in/out, latency and TTFT."""
         call = self._calls.pop(run_id, None) or _Call(started=time.perf_counter(), summary="")
         latency_ms = (time.perf_counter() - call.started) * 1000
         gen = response.generations[0][0] if response.generations and response.generations[0] else None
         text = gen.text if gen is not None else ""
         tokens_in, tokens_out = _usage(response, gen)
         output: dict[str, Any] = {"text": text[:4000], "engine": self.engine}
+        if isinstance(gen, ChatGeneration) and isinstance(gen.message, AIMessage):
+            if gen.message.tool_calls:
+                output["tool_calls"] = [{"name": c["name"], "args": c["args"], "id": c.get("id")}
+                                        for c in gen.message.tool_calls]
+            if gen.message.invalid_tool_calls:
+                output["invalid_tool_calls"] = [{"name": c.get("name"), "args": c.get("args"),
+                                                 "error": c.get("error")} for c in gen.message.invalid_tool_calls]
         if gen is not None and gen.generation_info:
             output["finish_reason"] = gen.generation_info.get("finish_reason")
         if self.variant is not None:

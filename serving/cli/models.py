@@ -15,6 +15,13 @@ models_app = typer.Typer(help="Model registry: bases, adapters, champion, challe
 Actor = Annotated[str, typer.Option(help="Who makes the change (recorded in the ledger).")]
 
 
+def _base(base: str | None) -> str:
+    """``base``, or the configured default model (CRMIND_LLM_MODEL)."""
+    from config.settings import get_settings
+
+    return base or get_settings().llm_model
+
+
 @models_app.command("list")
 def list_models() -> None:
     """Registered models, with the champion and challenger of each base."""
@@ -52,7 +59,7 @@ def show(name: str) -> None:
 @models_app.command("register")
 def register(
     name: str,
-    base: Annotated[str, typer.Option(help="Base model name.")] = "smollm2",
+    base: Annotated[str | None, typer.Option(help="Base model name (default CRMIND_LLM_MODEL).")] = None,
     peft: Annotated[Path | None, typer.Option(help="peft adapter folder.")] = None,
     gguf_lora: Annotated[Path | None, typer.Option(help="GGUF-LoRA file (default: from --peft).")] = None,
     eval_json: Annotated[str, typer.Option("--eval", help='Eval results, e.g. {"tool_acc": 0.8}.')] = "{}",
@@ -65,6 +72,7 @@ def register(
     from inference import registry
     from inference.bases import get_base
 
+    base = _base(base)
     if peft is not None and gguf_lora is None:
         out = Path(get_settings().data_dir) / "adapters" / f"{name}.gguf"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -91,7 +99,7 @@ def challenge(
 
 @models_app.command("promote")
 def promote(
-    base: Annotated[str, typer.Option(help="Base whose champion changes.")] = "smollm2",
+    base: Annotated[str | None, typer.Option(help="Base whose champion changes (default CRMIND_LLM_MODEL).")] = None,
     name: Annotated[str | None, typer.Option(help="Model to promote (default: the challenger).")] = None,
     reason: str = "", actor: Actor = "cli",
 ) -> None:
@@ -99,6 +107,7 @@ def promote(
     from config.db import transaction
     from inference import registry
 
+    base = _base(base)
     with transaction() as session:
         dep = registry.promote(session, base=base, name=name, actor=actor, reason=reason)
     typer.echo(f"{dep.champion} is champion of {base}")
@@ -106,13 +115,14 @@ def promote(
 
 @models_app.command("rollback")
 def rollback(
-    base: Annotated[str, typer.Option(help="Base whose champion goes back.")] = "smollm2",
+    base: Annotated[str | None, typer.Option(help="Base whose champion goes back (default CRMIND_LLM_MODEL).")] = None,
     reason: str = "", actor: Actor = "cli",
 ) -> None:
     """Put the previous champion of a base back."""
     from config.db import transaction
     from inference import registry
 
+    base = _base(base)
     with transaction() as session:
         dep = registry.rollback(session, base=base, actor=actor, reason=reason)
     typer.echo(f"{dep.champion} is champion of {base} again")
@@ -121,7 +131,7 @@ def rollback(
 def serve_model(
     engine: Annotated[Literal["llamacpp", "vllm"], typer.Option(help="Which engine to run.")] = "llamacpp",
     port: Annotated[int | None, typer.Option(help="Port (default CRMIND_LLM_PORT).")] = None,
-    base: Annotated[str, typer.Option(help="Base model (vLLM serves one base).")] = "smollm2",
+    base: Annotated[str | None, typer.Option(help="Base model (vLLM serves one; default CRMIND_LLM_MODEL).")] = None,
 ) -> None:
     """Run a model engine in the foreground (base + registered adapters) until Ctrl-C."""
     from config.settings import get_settings
@@ -130,7 +140,7 @@ def serve_model(
     if engine == "llamacpp":
         handle = start_llamacpp(port=port)
     else:
-        handle = _start_vllm_from_registry(base, port, Path(get_settings().data_dir))
+        handle = _start_vllm_from_registry(_base(base), port, Path(get_settings().data_dir))
     typer.echo(f"{engine} serves {', '.join(handle.models)} at {handle.base_url}")
     if not handle.owned:
         typer.echo("(an engine was already running there; reusing it)")
@@ -157,14 +167,16 @@ def _start_vllm_from_registry(base: str, port: int | None, data_dir: Path):  # t
                  if m.kind == "adapter" and m.peft_path}
     typer.echo(f"building the HF copy of {base} (first time: about a minute)")
     model_dir = build_hf_base(base, data_dir / "models" / f"{base}-hf")
+    spec = get_base(base)
     return start_vllm(model_dir=model_dir, served_name=base, loras=loras, port=port,
-                      tool_parser=get_base(base).tool_parser)
+                      tool_parser=spec.tool_parser, chat_template=spec.chat_template_path())
 
 
 def chat(
     message: Annotated[str, typer.Argument(help="What to say to the model.")],
     thread: Annotated[str | None, typer.Option(help="Conversation id; the A/B router is sticky per thread.")] = None,
-    base: Annotated[str, typer.Option(help="Base whose champion/challenger answer.")] = "smollm2",
+    base: Annotated[str | None, typer.Option(
+        help="Base whose champion/challenger answer (default CRMIND_LLM_MODEL).")] = None,
     force: Annotated[Literal["champion", "challenger"] | None, typer.Option(
         help="Force a variant (evals and admins).")] = None,
     max_tokens: Annotated[int, typer.Option(min=1, max=4096, help="Token budget of the reply.")] = 256,
@@ -182,7 +194,7 @@ def chat(
 
     thread = thread or f"cli-{uuid.uuid4().hex[:12]}"
     with transaction() as session:
-        ab = config_for_base(session, base)
+        ab = config_for_base(session, _base(base))
     handle = ensure_engine()  # reuses the engine `crmind serve` started; else starts one for this call
     try:
         llm, chosen = routed_chat_model(ab, thread_id=thread, force=force, actor="cli", max_tokens=max_tokens)

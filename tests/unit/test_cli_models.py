@@ -21,6 +21,7 @@ def cli_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     monkeypatch.setenv("CRMIND_DATABASE_URL", url)
     monkeypatch.setenv("CRMIND_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CRMIND_LLM_MODEL", "smollm2")
     get_settings.cache_clear()
     get_engine.cache_clear()
     engine = make_engine(url)
