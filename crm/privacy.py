@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -16,6 +17,9 @@ from crm.errors import Conflict, Forbidden
 from crm.models import Activity, Case, Contact, Event, Proposal, utcnow
 
 ERASED = "[erased]"
+# A store outside the CRM tables that also holds personal text (e.g. the assistant's conversations): called with the
+# erase pattern and the replacement, returns how many items it changed.
+Scrubber = Callable[[re.Pattern[str], str], int]
 PRIVACY_ROLES = frozenset({"manager", "admin"})
 
 
@@ -58,11 +62,15 @@ def _flexible_pattern(value: str) -> str:
     return r"(?<![A-Za-z0-9])" + re.escape(value) + r"(?![A-Za-z0-9])"
 
 
-def erase_contact(session: Session, principal: Principal, contact_id: int) -> dict[str, Any]:
+def erase_contact(session: Session, principal: Principal, contact_id: int, *,
+                  also: Mapping[str, Scrubber] | None = None) -> dict[str, Any]:
     """Remove a contact's personal data from the CRM and its text, and queue removal from the index.
 
     Done in the caller's transaction: contact fields, linked activity and case text (name, phone and
-    email in any spelling), pending proposal values and event links are scrubbed together.
+    email in any spelling), pending proposal values and event links are scrubbed together. ``also`` names
+    stores above the CRM that keep personal text too (the layer that owns them passes them in, so the CRM
+    never imports it); each runs with the same pattern before the caller commits, and its count is reported
+    under its name. A scrubber that fails fails the erase, which can then be retried as a whole.
     """
     _check_role(principal, "erase")
     contact = get_record(session, principal, "contact", contact_id, for_update=True)
@@ -116,6 +124,8 @@ def erase_contact(session: Session, principal: Principal, contact_id: int) -> di
     summary = {"contact_id": contact_id, "activities_scrubbed": len(touched["activity"]),
                "cases_scrubbed": len(touched["case"]),
                "ledger_rows_scrubbed": ledger.erase_matching(session, ledger_pattern, ERASED)}
+    for name, scrubber in (also or {}).items():
+        summary[name] = scrubber(ledger_pattern, ERASED)
     ledger.append(session, kind="erase", actor=principal.actor, refs=[f"contact:{contact_id}"],
                   input_summary=f"data-subject erase of contact {contact_id}", output=summary)
     return summary
