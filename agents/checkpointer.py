@@ -46,10 +46,12 @@ def _target(target: str | Path | None) -> str:
     return str(settings.data_dir / "checkpoints.db")
 
 
-def open_checkpointer(target: str | Path | None = None) -> Saver:
+def open_checkpointer(target: str | Path | None = None, *, setup: bool = True) -> Saver:
     """A new checkpointer: PostgreSQL for a ``postgresql://`` URL, else SQLite at a path (default from settings).
 
     The caller owns it and closes it with ``close_checkpointer``; ``get_checkpointer`` gives the shared one.
+    ``setup`` creates or migrates the tables. On PostgreSQL the first setup builds indexes ``CONCURRENTLY``, which
+    waits for every open transaction in the database: never set up while holding one (the erase path does not).
     """
     where = _target(target)
     if _is_postgres(where):
@@ -61,7 +63,7 @@ def open_checkpointer(target: str | Path | None = None) -> Saver:
         pool: ConnectionPool[Any] = ConnectionPool(
             conninfo, min_size=1, max_size=4, open=True,
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row})
-        saver: Saver = PostgresSaver(pool)  # type: ignore[arg-type]
+        saver: Saver = PostgresSaver(pool)
     else:
         from langgraph.checkpoint.sqlite import SqliteSaver
 
@@ -69,8 +71,11 @@ def open_checkpointer(target: str | Path | None = None) -> Saver:
             Path(where).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(where, check_same_thread=False)  # the saver serialises access with its lock
         conn.execute("PRAGMA busy_timeout=10000")
+        # Overwrite freed pages, so a scrubbed or deleted conversation leaves no old bytes in the file.
+        conn.execute("PRAGMA secure_delete=ON")
         saver = SqliteSaver(conn)
-    saver.setup()  # type: ignore[attr-defined]
+    if setup:
+        saver.setup()  # type: ignore[attr-defined]
     return saver
 
 
@@ -139,7 +144,17 @@ def scrub_threads(pattern: re.Pattern[str], replacement: str, *, saver: Saver | 
     Called by the data-subject erase (``agents.privacy.erase_contact``) with the pattern ``crm.privacy`` built
     from the contact's name, phone and email (raw and masked forms).
     """
-    saver = saver or get_checkpointer()
+    if saver is None:
+        where = _target(None)
+        with _lock:
+            shared = _open.get(where)
+        if shared is None:  # nobody here has used the store: scrub it without creating tables (see setup)
+            own = open_checkpointer(where, setup=False)
+            try:
+                return scrub_threads(pattern, replacement, saver=own)
+            finally:
+                close_checkpointer(own)
+        saver = shared
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     if isinstance(saver, SqliteSaver):
@@ -158,6 +173,10 @@ def _typed(saver: Saver, type_: str, blob: bytes, pattern: re.Pattern[str], repl
 
 def _scrub_sqlite(saver: Any, pattern: re.Pattern[str], replacement: str) -> int:
     threads: set[str] = set()
+    with saver.lock:
+        tables = {r[0] for r in saver.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not {"checkpoints", "writes"} <= tables:
+        return 0
     with saver.cursor() as cur:  # one transaction, under the saver's lock
         for rowid, thread, type_, blob, meta in _batches(
                 cur, "SELECT rowid, thread_id, type, checkpoint, metadata FROM checkpoints"):
@@ -174,6 +193,9 @@ def _scrub_sqlite(saver: Any, pattern: re.Pattern[str], replacement: str) -> int
                 new_type, new_blob = _typed(saver, type_, blob, pattern, replacement)
                 cur.execute("UPDATE writes SET type = ?, value = ? WHERE rowid = ?", (new_type, new_blob, rowid))
                 threads.add(thread)
+    if threads:  # fold the write-ahead log (which still holds the old pages) back into the file, and empty it
+        with saver.lock:
+            saver.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return len(threads)
 
 
@@ -192,6 +214,10 @@ def _scrub_postgres(saver: Any, pattern: re.Pattern[str], replacement: str) -> i
 
     threads: set[str] = set()
     with saver.conn.connection() as conn, conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('checkpoint_writes') IS NOT NULL AS ready")
+        row = cur.fetchone()
+        if not row or not row["ready"]:
+            return 0
         for row in _pg_rows(conn, "SELECT thread_id, checkpoint_ns, checkpoint_id, checkpoint, metadata "
                                   "FROM checkpoints"):
             if pattern.search(json.dumps([row["checkpoint"], row["metadata"]], ensure_ascii=False)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -62,6 +63,16 @@ def _flexible_pattern(value: str) -> str:
     return r"(?<![A-Za-z0-9])" + re.escape(value) + r"(?![A-Za-z0-9])"
 
 
+def _scrubbed(value: Any, pattern: re.Pattern[str]) -> Any:
+    if isinstance(value, str):
+        return pattern.sub(ERASED, value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, pattern) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v, pattern) for v in value]
+    return value
+
+
 def erase_contact(session: Session, principal: Principal, contact_id: int, *,
                   also: Mapping[str, Scrubber] | None = None) -> dict[str, Any]:
     """Remove a contact's personal data from the CRM and its text, and queue removal from the index.
@@ -111,6 +122,14 @@ def erase_contact(session: Session, principal: Principal, contact_id: int, *,
         proposal.changes = {f: {"before": ERASED, "after": ERASED} for f in proposal.changes}
         proposal.before_image = None
         proposal.reason = ERASED
+    # Other proposals may carry the subject too (an assistant's "create contact", an activity naming them); a
+    # pending one left as it was would write the data back when approved.
+    for proposal in session.scalars(select(Proposal)):
+        held = json.dumps([proposal.changes, proposal.before_image, proposal.reason], ensure_ascii=False, default=str)
+        if ledger_pattern.search(held):
+            proposal.changes = _scrubbed(proposal.changes, ledger_pattern)
+            proposal.before_image = _scrubbed(proposal.before_image, ledger_pattern)
+            proposal.reason = ledger_pattern.sub(ERASED, proposal.reason)
     session.execute(update(Event).where(Event.contact_id == contact_id).values(contact_id=None)
                     .execution_options(synchronize_session=False))
     contact.name, contact.phone, contact.email, contact.title = ERASED, None, None, ""

@@ -149,27 +149,23 @@ def _range(t: str, today: date) -> Span:
         rf"(?:未来|接下来|今后)(?:的)?{_NUM} ?{_UNIT_ZH}(?:内)?", t)
     if m:
         return today, today + _amount(m.group(1), m.group(2))
-    named: dict[str, Span] = {}
-    monday = _monday(today)
-    for words, offset in ((("this week", "本周", "这周", "这个星期", "本星期"), 0),
-                          (("next week", "下周", "下个星期", "下星期"), 7),
-                          (("last week", "上周", "上个星期", "上星期"), -7)):
-        for w in words:
-            named[w] = (monday + timedelta(days=offset), monday + timedelta(days=offset + 6))
-    for words, offset in ((("this month", "本月", "这个月", "当月"), 0), (("next month", "下个月", "下月"), 1),
-                          (("last month", "上个月", "上月"), -1)):
-        for w in words:
-            named[w] = _month_span(today.year, today.month + offset)
-    quarter = (today.month - 1) // 3 + 1
-    for words, offset in ((("this quarter", "本季度", "这个季度", "本季"), 0),
-                          (("next quarter", "下季度", "下个季度"), 1),
-                          (("last quarter", "上季度", "上个季度"), -1)):
-        for w in words:
-            named[w] = _quarter_span(today.year, quarter + offset)
-    for words, year in ((("this year", "今年", "本年"), today.year), (("last year", "去年"), today.year - 1),
-                        (("next year", "明年"), today.year + 1)):
-        for w in words:
-            named[w] = (date(year, 1, 1), date(year, 12, 31))
+    monday, quarter = _monday(today), (today.month - 1) // 3 + 1
+    week = [(monday + timedelta(days=o), monday + timedelta(days=o + 6)) for o in (0, 7, -7)]
+    periods: list[tuple[tuple[str, ...], Span]] = [
+        (("this week", "本周", "这周", "这个星期", "本星期"), week[0]),
+        (("next week", "下周", "下个星期", "下星期"), week[1]),
+        (("last week", "上周", "上个星期", "上星期"), week[2]),
+        (("this month", "本月", "这个月", "当月"), _month_span(today.year, today.month)),
+        (("next month", "下个月", "下月"), _month_span(today.year, today.month + 1)),
+        (("last month", "上个月", "上月"), _month_span(today.year, today.month - 1)),
+        (("this quarter", "本季度", "这个季度", "本季"), _quarter_span(today.year, quarter)),
+        (("next quarter", "下季度", "下个季度"), _quarter_span(today.year, quarter + 1)),
+        (("last quarter", "上季度", "上个季度"), _quarter_span(today.year, quarter - 1)),
+        (("this year", "今年", "本年"), (date(today.year, 1, 1), date(today.year, 12, 31))),
+        (("last year", "去年"), (date(today.year - 1, 1, 1), date(today.year - 1, 12, 31))),
+        (("next year", "明年"), (date(today.year + 1, 1, 1), date(today.year + 1, 12, 31))),
+    ]
+    named = {w: span for words, span in periods for w in words}
     if t in named:
         return named[t]
     m = re.fullmatch(r"q([1-4])(?: (\d{4}))?", t)

@@ -277,7 +277,8 @@ def _owner_cond(env: ToolEnv, model: Any, owner: str | None, applied: dict[str, 
 
 def list_opportunities(env: ToolEnv, args: ListOpportunitiesArgs) -> ToolResult:
     """Filters resolved in code (owner "me", amounts in k/M/万, relative periods), then a permission-filtered query."""
-    p, applied = env.principal, {}
+    p = env.principal
+    applied: dict[str, Any] = {}
     conds: list[Any] = _owner_cond(env, Opportunity, args.owner, applied)
     if args.stage:
         conds.append(Opportunity.stage == args.stage)
@@ -471,7 +472,8 @@ class PipelineSummaryArgs(Args):
 
 def pipeline_summary(env: ToolEnv, args: PipelineSummaryArgs) -> ToolResult:
     """Sums per group and currency (currencies are never added together), with a few deals per group to cite."""
-    p, applied = env.principal, {"group_by": args.group_by}
+    p = env.principal
+    applied: dict[str, Any] = {"group_by": args.group_by}
     if "opportunity" not in READABLE[p.role]:
         raise Refused("your role cannot read opportunities")
     conds: list[Any] = _owner_cond(env, Opportunity, args.owner, applied)

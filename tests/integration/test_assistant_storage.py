@@ -1,0 +1,90 @@
+"""The assistant's storage on SQLite and the real PostgreSQL: checkpoints across a restart, approve, erase scrub."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from agents import privacy
+from agents.checkpointer import close_checkpointer, get_checkpointer, open_checkpointer
+from config.db import session_factory
+from config.settings import get_settings
+from crm.models import Opportunity, Proposal
+from ledger import verify
+from tests.fixtures.assistant import assistant, drain, of_type
+from tests.fixtures.fake_chat import FakeChatModel, block_real_models, call, say
+from tests.world import World
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _no_real_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    block_real_models(monkeypatch)
+
+
+def test_the_configured_checkpointer_follows_the_database(world: World) -> None:
+    saver = get_checkpointer()
+    postgres = world.engine.dialect.name == "postgresql"
+    assert type(saver).__name__ == ("PostgresSaver" if postgres else "SqliteSaver")
+    if not postgres:
+        assert (get_settings().data_dir / "checkpoints.db").is_file()
+
+
+def test_approve_after_a_restart_applies_once_with_ledger_and_outbox(world: World) -> None:
+    w = world
+    opp, rep = w.records["a"]["opportunity"], w.p("a", "rep")
+    saver = open_checkpointer()
+    first = FakeChatModel(script=[call("update_stage", opportunity=f"opportunity:{opp}", stage="negotiation")])
+    proposal = of_type(drain(assistant(w.engine, first, saver).start_turn(
+        rep, "deal", "Move the ESS-200 rollout deal to negotiation")), "proposal")[0]
+    close_checkpointer(saver)
+
+    saver = open_checkpointer()
+    bot = assistant(w.engine, FakeChatModel(script=[say(f"Done [opportunity:{opp}].")]), saver)
+    assert bot.pending(rep, "deal") == proposal
+    answer = of_type(drain(bot.resume(rep, "deal", {"action": "approve"})), "answer")[0]
+    assert answer.grounded
+    with session_factory(w.engine)() as s:
+        assert s.get(Opportunity, opp).stage == "negotiation"
+        assert [p.status for p in s.scalars(select(Proposal))] == ["applied"]
+        assert verify(s).ok
+    assert bot.pending(rep, "deal") is None
+    close_checkpointer(saver)
+
+
+def _stored(world: World) -> str:
+    """Everything the checkpoint store holds, as text."""
+    saver: Any = get_checkpointer()
+    if world.engine.dialect.name == "postgresql":
+        with world.engine.connect() as conn:
+            rows = conn.execute(text("SELECT checkpoint::text || metadata::text FROM checkpoints"))
+            parts = [str(r[0]) for r in rows]
+            for table in ("checkpoint_blobs", "checkpoint_writes"):
+                parts += [bytes(r[0]).decode("utf-8", "ignore")
+                          for r in conn.execute(text(f"SELECT blob FROM {table} WHERE blob IS NOT NULL"))]
+        return "\n".join(parts)
+    with saver.cursor() as cur:
+        rows = cur.execute("SELECT checkpoint, metadata FROM checkpoints").fetchall()
+        rows += cur.execute("SELECT value, '' FROM writes").fetchall()
+    return "\n".join(bytes(a).decode("utf-8", "ignore") + str(b) for a, b in rows)
+
+
+def test_erase_scrubs_stored_conversations(world: World) -> None:
+    w = world
+    contact, rep = w.records["a"]["contact"], w.p("a", "rep")
+    bot = assistant(w.engine, FakeChatModel(script=[
+        call("get_record", record=f"contact:{contact}"),
+        say(f"Buyer a: {w.phones['a']}, {w.emails['a']} [contact:{contact}]."),
+    ]), get_checkpointer())
+    drain(bot.start_turn(rep, "who", "Who is Buyer a?"))
+    assert w.phones["a"] in _stored(w)
+    with session_factory(w.engine)() as s, s.begin():
+        summary = privacy.erase_contact(s, w.p("a", "manager"), contact)
+    assert summary["conversations_scrubbed"] == 1
+    stored = _stored(w)
+    for secret in (w.phones["a"], w.emails["a"], "Buyer a"):
+        assert secret not in stored
+    assert "[erased]" in bot.history(rep, "who")[1]["content"]
