@@ -73,6 +73,8 @@ def open_checkpointer(target: str | Path | None = None, *, setup: bool = True) -
         conn.execute("PRAGMA busy_timeout=10000")
         # Overwrite freed pages, so a scrubbed or deleted conversation leaves no old bytes in the file.
         conn.execute("PRAGMA secure_delete=ON")
+        # WAL (set by the saver) with NORMAL sync: a commit survives a process crash without an fsync each step.
+        conn.execute("PRAGMA synchronous=NORMAL")
         saver = SqliteSaver(conn)
     if setup:
         saver.setup()  # type: ignore[attr-defined]

@@ -79,3 +79,12 @@ class Context:
 
     max_calls_per_step: int = 4
     """Tool calls taken from one model reply; more are refused."""
+
+    _models: dict[str | None, BaseChatModel] = field(default_factory=dict, init=False, repr=False)
+
+    def chat_model(self, turn_id: str | None, prompt: str) -> BaseChatModel:
+        """The turn's chat model, made once per run and turn (building a client per call costs milliseconds)."""
+        model = self._models.get(turn_id)
+        if model is None:
+            model = self._models[turn_id] = self.model(thread_id=self.thread_id, parent_id=turn_id, prompt=prompt)
+        return model

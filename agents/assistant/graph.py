@@ -17,7 +17,16 @@ from typing import Any, Literal
 
 import httpx
 from langchain_core.exceptions import OutputParserException
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    AnyMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+    message_chunk_to_message,
+)
+from langchain_core.runnables import Runnable
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -143,16 +152,32 @@ def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = _ctx(runtime)
     if state.model_calls >= ctx.max_model_calls:
         return {"stop_reason": "step_limit"}
-    model = ctx.model(thread_id=ctx.thread_id, parent_id=state.turn_id, prompt=SYSTEM.ref)
+    model = ctx.chat_model(state.turn_id, SYSTEM.ref)
     model_id = getattr(model, "model_name", None) or type(model).__name__
     bound = model.bind_tools(list(TOOL_SCHEMAS), tool_choice="auto")
     try:
-        reply = bound.invoke([SYSTEM_MESSAGE, *state.messages])
+        reply = _streamed(bound, [SYSTEM_MESSAGE, *state.messages], runtime)
     except Exception as exc:
         if not _is_model_failure(exc):
             raise
         return {"stop_reason": "model_error", "model_calls": state.model_calls + 1, "model_id": model_id}
     return {"messages": [reply], "model_calls": state.model_calls + 1, "model_id": model_id}
+
+
+def _streamed(bound: Runnable[Any, Any], messages: list[AnyMessage], runtime: Runtime[Context]) -> AIMessage:
+    """Call the model streaming: text pieces go out as ``token`` events (a draft), the whole reply is returned."""
+    full: AIMessageChunk | None = None
+    for chunk in bound.stream(messages):
+        full = chunk if full is None else full + chunk
+        piece = text_of(chunk)
+        if piece and not full.tool_call_chunks:
+            runtime.stream_writer({"type": "token", "text": piece})
+    if full is None:
+        raise AgentError("the model returned nothing")
+    reply = message_chunk_to_message(full)
+    if not isinstance(reply, AIMessage):
+        raise AgentError(f"the model returned a {type(reply).__name__}")
+    return reply
 
 
 def run_tools(state: State, runtime: Runtime[Context]) -> dict[str, Any]:

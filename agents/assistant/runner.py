@@ -23,11 +23,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.errors import GraphRecursionError
-from langgraph.types import Command, StateSnapshot
+from langgraph.types import Command, Durability, StateSnapshot
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
@@ -115,7 +115,8 @@ class ErrorEvent:
 
 
 Event = TokenEvent | ToolStepEvent | ProposalEvent | CitationEvent | AnswerEvent | ErrorEvent
-_CUSTOM: dict[str, type[Any]] = {"tool_step": ToolStepEvent, "citation": CitationEvent, "answer": AnswerEvent}
+_CUSTOM: dict[str, type[Any]] = {"token": TokenEvent, "tool_step": ToolStepEvent, "citation": CitationEvent,
+                                 "answer": AnswerEvent}
 
 
 def as_dict(event: Event) -> dict[str, Any]:
@@ -129,13 +130,14 @@ class Assistant:
     def __init__(self, *, checkpointer: BaseCheckpointSaver[Any] | None = None, model: ModelFactory | None = None,
                  search: Callable[..., Any] | None = None, engine: Engine | None = None,
                  now: Callable[[], datetime] | None = None, limits: dict[str, int] | None = None,
-                 recursion_limit: int = RECURSION_LIMIT) -> None:
+                 recursion_limit: int = RECURSION_LIMIT, durability: Durability = "exit") -> None:
         self.checkpointer = checkpointer or get_checkpointer()
         self.graph = build_graph(checkpointer=self.checkpointer)
         self.model: ModelFactory = model or gateway_model
         self.search, self.engine, self.now = search, engine, now or utcnow
         self.limits = dict(limits or {})
         self.recursion_limit = recursion_limit
+        self.durability: Durability = durability
 
     # ------------------------------------------------------------ public API
     def start_turn(self, principal: Principal, thread_id: str, message: str) -> Iterator[Event]:
@@ -204,7 +206,8 @@ class Assistant:
                           engine=self.engine, now=self.now, **self.limits)
         try:
             for mode, chunk in self.graph.stream(payload, self._config(key), context=context,
-                                                 stream_mode=["messages", "custom", "updates"]):
+                                                 stream_mode=["custom", "updates"],
+                                                 durability=self.durability):
                 yield from _events(mode, chunk)
         except GraphRecursionError:
             yield ErrorEvent("this request took too many steps; please narrow it down", "recursion_limit")
@@ -213,13 +216,7 @@ class Assistant:
 
 
 def _events(mode: str, chunk: Any) -> Iterator[Event]:
-    if mode == "messages":
-        message, meta = chunk
-        if (meta.get("langgraph_node") == "agent" and isinstance(message, AIMessageChunk | AIMessage)
-                and not isinstance(message, ToolMessage) and not message.tool_calls
-                and not getattr(message, "tool_call_chunks", None) and text_of(message)):
-            yield TokenEvent(text_of(message))
-    elif mode == "custom" and isinstance(chunk, dict) and chunk.get("type") in _CUSTOM:
+    if mode == "custom" and isinstance(chunk, dict) and chunk.get("type") in _CUSTOM:
         data = {k: v for k, v in chunk.items() if k != "type"}
         yield _CUSTOM[chunk["type"]](**data)
     elif mode == "updates" and isinstance(chunk, dict) and "__interrupt__" in chunk:

@@ -21,7 +21,7 @@ from sqlalchemy import Boolean, Date, DateTime, Integer, Numeric, and_, exists, 
 from sqlalchemy.orm import Session
 
 from agents.assistant.dates import resolve_date, resolve_range
-from agents.assistant.money import parse_amount
+from agents.assistant.money import format_money, parse_amount
 from agents.assistant.resolve import NAME_FIELD, resolve, resolve_owner, similar
 from agents.errors import AgentError, ToolInputError
 from config.objects import ref
@@ -125,9 +125,15 @@ def _short(value: Any) -> Any:
 
 
 def compact(principal: Principal, obj: str, record: Any) -> dict[str, Any]:
-    """A record's key fields as ``principal`` may see them (hidden fields absent, personal data masked)."""
+    """A record's key fields as ``principal`` may see them (hidden fields absent, personal data masked).
+
+    Amounts come formatted with their currency ("CNY 250,000.00"), so a small model copies rather than rounds.
+    """
     seen = view(principal, obj, record)
-    return {"ref": ref(obj, record.id), **{k: _short(seen[k]) for k in _COMPACT[obj] if k in seen}}
+    out = {"ref": ref(obj, record.id), **{k: _short(seen[k]) for k in _COMPACT[obj] if k in seen}}
+    if obj == "opportunity" and out.get("amount") is not None and out.get("currency"):
+        out["amount"] = format_money(out["amount"], out.pop("currency"))
+    return out
 
 
 def _visible(principal: Principal, obj: str, name: str) -> bool:
@@ -495,6 +501,15 @@ def pipeline_summary(env: ToolEnv, args: PipelineSummaryArgs) -> ToolResult:
         key_sub = cols["stage" if args.group_by == "stage" else "owner_id"]
     stmt = select(key_sub.label("k"), cols["currency"], func.count(), func.sum(cols["amount"])).group_by(
         key_sub, cols["currency"]).order_by(key_sub, cols["currency"])
+    # A few deals per group to cite, in one query: the largest (or, with amounts hidden, the first) three.
+    order = cols["amount"].desc() if show_amount else cols["id"]
+    rank = func.row_number().over(partition_by=(key_sub, cols["currency"]), order_by=(order, cols["id"]))
+    ranked = select(key_sub.label("k"), cols["currency"].label("cur"), cols["id"].label("id"),
+                    rank.label("rank")).subquery()
+    examples: dict[tuple[Any, str], list[str]] = {}
+    for k, currency, ident in env.session.execute(select(ranked.c.k, ranked.c.cur, ranked.c.id).where(
+            ranked.c.rank <= 3).order_by(ranked.c.k, ranked.c.cur, ranked.c.rank)):
+        examples.setdefault((k, currency), []).append(ref("opportunity", ident))
     rows: list[dict[str, Any]] = []
     refs: list[str] = []
     names = {u.id: u.name for u in env.session.scalars(select(User))} if args.group_by == "owner" else {}
@@ -503,11 +518,9 @@ def pipeline_summary(env: ToolEnv, args: PipelineSummaryArgs) -> ToolResult:
         if args.group_by == "owner":
             row["owner"] = f"{names.get(k, '?')} [user:{k}]"
         if show_amount:
-            row["total"] = float(total or 0)
-        examples = list(env.session.scalars(select(cols["id"]).where(key_sub == k, cols["currency"] == currency)
-                                            .order_by(cols["amount"].desc()).limit(3)))
-        row["largest"] = [ref("opportunity", i) for i in examples]
-        refs += row["largest"]
+            row["total"] = format_money(total or 0, currency)
+        row["largest" if show_amount else "examples"] = examples.get((k, currency), [])
+        refs += examples.get((k, currency), [])
         rows.append(row)
     return ToolResult({"rows": rows, "filters": applied}, refs, f"{len(rows)} groups")
 

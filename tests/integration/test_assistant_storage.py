@@ -88,3 +88,18 @@ def test_erase_scrubs_stored_conversations(world: World) -> None:
     for secret in (w.phones["a"], w.emails["a"], "Buyer a"):
         assert secret not in stored
     assert "[erased]" in bot.history(rep, "who")[1]["content"]
+
+
+def test_pipeline_summary_groups_on_both_engines(world: World) -> None:
+    from agents.assistant import tools
+    from tests.fixtures.assistant import NOW
+
+    spec = tools.TOOLS_BY_NAME["pipeline_summary"]
+    with session_factory(world.engine)() as s:
+        env = tools.ToolEnv(session=s, principal=world.p("a", "admin"), now=NOW, thread_id="t", turn_id=None,
+                            tool_call_id="c", message="")
+        by_month = spec.run(env, spec.args(group_by="month")).data["rows"]
+        by_owner = spec.run(env, spec.args(group_by="owner", close_date="this quarter")).data["rows"]
+    assert [(r["month"], r["currency"], r["count"], r["total"]) for r in by_month] == [
+        ("2026-12", "CNY", 1, "CNY 250,000.00"), ("2026-12", "USD", 1, "USD 250,000.00")]
+    assert len(by_owner) == 2 and all(r["largest"] and r["owner"].startswith("rep ") for r in by_owner)

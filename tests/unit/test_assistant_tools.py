@@ -92,7 +92,7 @@ def test_list_opportunities_filters_resolve_me_amounts_and_periods(sqlite_world:
     w = sqlite_world
     rep, opp = w.p("a", "rep"), f"opportunity:{w.records['a']['opportunity']}"
     mine = run(w, rep, "list_opportunities", owner="me", amount_min="200k", close_date="this quarter")
-    assert mine.refs == [opp]
+    assert mine.refs == [opp] and mine.data["opportunities"][0]["amount"] == "CNY 250,000.00"
     assert mine.data["filters"] == {"owner": f"user:{rep.user_id} (you)", "open_only": True,
                                     "amount_min": "200000", "close_date": "2026-10-01..2026-12-31"}
     assert run(w, rep, "list_opportunities", close_date="this month").data["count"] == 0
@@ -112,7 +112,7 @@ def test_no_activity_for_n_days_counts_only_readable_activities(sqlite_world: Wo
 def test_pipeline_summary_sums_per_group_and_currency(sqlite_world: World) -> None:
     w = sqlite_world
     rows = run(w, w.p("a", "rep"), "pipeline_summary", group_by="stage").data["rows"]
-    assert rows == [{"stage": "proposal", "currency": "CNY", "count": 1, "total": 250000.0,
+    assert rows == [{"stage": "proposal", "currency": "CNY", "count": 1, "total": "CNY 250,000.00",
                      "largest": [f"opportunity:{w.records['a']['opportunity']}"]}]
     admin = run(w, w.p("a", "admin"), "pipeline_summary", group_by="month").data["rows"]
     assert {(r["month"], r["currency"], r["count"]) for r in admin} == {("2026-12", "CNY", 1), ("2026-12", "USD", 1)}
