@@ -184,7 +184,7 @@ def run_tools(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Run the model's tool calls as the caller; write tools need the rep's request and leave proposals pending."""
     ctx = _ctx(runtime)
     last = state.messages[-1]
-    if not isinstance(last, AIMessage) or not last.tool_calls:
+    if not isinstance(last, AIMessage) or not (last.tool_calls or last.invalid_tool_calls):
         raise AgentError("the tools step needs a model reply with tool calls")
     message = rep_message(state)
     evidence, pending = list(state.evidence), list(state.pending)
@@ -213,6 +213,13 @@ def run_tools(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                             "target": result.target})
         else:
             replies.append(ToolMessage(content=as_data(name, result.data), tool_call_id=call_id, name=name))
+    for i, bad in enumerate(last.invalid_tool_calls):  # arguments that did not parse (e.g. cut off at max_tokens)
+        failures += 1
+        name = bad.get("name") or "unknown"
+        error = f"the arguments are not valid JSON ({bad.get('error') or 'cut off?'})"
+        _record_call(ctx, state, name, {"raw": bad.get("args")}, time.perf_counter(), ok=False, error=error)
+        replies.append(ToolMessage(content=as_error(name, error, True), tool_call_id=bad.get("id") or f"invalid_{i}",
+                                   name=name, status="error"))
     stop = "tool_failures" if failures > ctx.max_failed_calls else None
     return {"messages": replies, "evidence": evidence, "pending": pending, "failures": failures,
             "proposals_made": made, "stop_reason": stop}
@@ -361,7 +368,7 @@ def route_model(state: State) -> Literal["tools", "finalize", "give_up"]:
     last = state.messages[-1]
     if not isinstance(last, AIMessage):
         raise AgentError(f"expected the model's reply after the agent step, got {type(last).__name__}")
-    return "tools" if last.tool_calls else "finalize"
+    return "tools" if last.tool_calls or last.invalid_tool_calls else "finalize"
 
 
 def route_tools(state: State) -> Literal["approve", "agent", "give_up"]:

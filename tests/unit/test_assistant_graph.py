@@ -310,3 +310,13 @@ def test_answer_event_is_last(sqlite_world: World) -> None:
     fake = FakeChatModel(script=[say("Hello!")])
     events = drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", "hi"))
     assert isinstance(events[-1], AnswerEvent) and not events[-1].grounded
+
+
+def test_unparsable_tool_arguments_are_a_correctable_failure(sqlite_world: World) -> None:
+    w = sqlite_world
+    cut_off = AIMessage(content="", invalid_tool_calls=[
+        {"name": "find_records", "args": "query=Acme<|im_end|>", "id": "call_bad", "error": None,
+         "type": "invalid_tool_call"}])
+    fake = FakeChatModel(script=[cut_off, call("find_records", query="Acme"), say("Found it.")])
+    answer = of_type(drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", "find Acme")), "answer")[0]
+    assert answer.text == "Found it." and "not valid JSON" in _tool_texts(fake.requests[1])[-1]
