@@ -103,3 +103,26 @@ def test_pipeline_summary_groups_on_both_engines(world: World) -> None:
     assert [(r["month"], r["currency"], r["count"], r["total"]) for r in by_month] == [
         ("2026-12", "CNY", 1, "CNY 250,000.00"), ("2026-12", "USD", 1, "USD 250,000.00")]
     assert len(by_owner) == 2 and all(r["largest"] and r["owner"].startswith("rep ") for r in by_owner)
+
+
+def test_read_tools_run_the_same_on_both_engines(world: World) -> None:
+    from agents.assistant import tools
+    from tests.fixtures.assistant import NOW, stub_search
+
+    rep, opp = world.p("a", "rep"), f"opportunity:{world.records['a']['opportunity']}"
+    with session_factory(world.engine)() as s:
+        env = tools.ToolEnv(session=s, principal=rep, now=NOW, thread_id="t", turn_id=None, tool_call_id="c",
+                            message="", search=stub_search)
+
+        def run(name: str, **args: Any) -> tools.ToolResult:
+            spec = tools.TOOLS_BY_NAME[name]
+            return spec.run(env, spec.args.model_validate(args))
+
+        assert run("list_opportunities", owner="me", amount_min="200k", amount_max="¥300k", close_date="this quarter",
+                   no_activity_days=1, account="Acme").refs == [opp]
+        assert run("list_leads", status="new", no_activity_days=7).data["count"] == 1
+        assert run("list_cases", priority="high", account="Acme East China").data["count"] == 1
+        assert run("find_records", query="acme east").refs == [f"account:{world.records['a']['account']}"]
+        timeline = run("account_timeline", account="Acme East China", period="2026-10-01..2026-10-04").data["timeline"]
+        assert [t["ref"] for t in timeline] == [f"activity:{world.records['a']['activity']}"]
+        assert run("get_record", record=opp).data["related"]["account"][0]["name"] == "Acme East China"
