@@ -56,6 +56,9 @@ TURN_NOTE = load_prompt("assistant_turn")
 # Built once: the same object, the same bytes, first in every model call (KV-cache reuse on llama.cpp).
 SYSTEM_MESSAGE = SystemMessage(content=SYSTEM.render())
 
+# A rep message this short with no request of its own answers the assistant's question ("the CNY one", "yes"), so
+# it keeps the change the rep asked for in the turn before; it never adds one.
+SHORT_REPLY_CHARS = 40
 COULD_NOT = {
     "en": "I couldn't complete this: {reason}. I won't guess an answer; please rephrase or narrow the question.",
     "zh": "抱歉，这次没能完成：{reason}。我不会猜测答案，请换个说法或缩小问题范围。",
@@ -133,6 +136,8 @@ def begin_turn(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     text = rep_message(state)
     language = answer_language(text)
     allowed = allowed_tools(text)
+    if not allowed and len(text) <= SHORT_REPLY_CHARS:  # "the first one", "yes, do it": answering our question
+        allowed = list(state.allowed_writes)
     now = ctx.now()
     with transaction(ctx.engine) as session:
         row = ledger.append(session, kind="agent_turn", actor=p.actor, thread_id=ctx.thread_id,

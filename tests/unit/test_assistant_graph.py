@@ -320,3 +320,20 @@ def test_unparsable_tool_arguments_are_a_correctable_failure(sqlite_world: World
     fake = FakeChatModel(script=[cut_off, call("find_records", query="Acme"), say("Found it.")])
     answer = of_type(drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", "find Acme")), "answer")[0]
     assert answer.text == "Found it." and "not valid JSON" in _tool_texts(fake.requests[1])[-1]
+
+
+def test_a_short_answer_to_a_clarifying_question_keeps_the_reps_request(sqlite_world: World) -> None:
+    w = sqlite_world
+    opp = _opp(w)
+    fake = FakeChatModel(script=[say("Which deal do you mean?"),
+                                 call("update_stage", opportunity=f"opportunity:{opp}", stage="negotiation"),
+                                 say("Left it."), say("You're welcome."),
+                                 call("update_stage", opportunity=f"opportunity:{opp}", stage="negotiation"),
+                                 say("Refused.")])
+    bot, rep = assistant(w.engine, fake), w.p("a", "rep")
+    drain(bot.start_turn(rep, "t", "Move the deal to negotiation"))
+    assert of_type(drain(bot.start_turn(rep, "t", "the ESS-200 one")), "proposal")
+    drain(bot.resume(rep, "t", {"action": "reject"}))
+    drain(bot.start_turn(rep, "t2", "thanks"))  # a fresh conversation: nothing to carry over
+    drain(bot.start_turn(rep, "t2", "ok"))
+    assert len(_proposals(w)) == 1 and "did not ask" in _tool_texts(fake.requests[-1])[-1]
