@@ -119,10 +119,10 @@ def erase(
     as_user: Annotated[str, typer.Option("--as", help="User id or email acting (manager or admin)")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
 ) -> None:
-    """Erase a contact's personal data from the CRM, its text and (through the outbox) the index."""
+    """Erase a contact's personal data from the CRM, its text, the assistant's conversations and the index."""
+    from agents.privacy import erase_contact
     from config.db import transaction
     from crm.auth import principal_for_user
-    from crm.privacy import erase_contact
 
     if not yes and not typer.confirm(f"Erase contact {contact_id}'s personal data? This cannot be undone"):
         raise typer.Exit(1)
