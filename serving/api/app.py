@@ -1,4 +1,4 @@
-"""The FastAPI application: CRM records, proposals, privacy, import, decisions, search."""
+"""The FastAPI application: CRM records, proposals, privacy, import, decisions, search, the assistant, MCP."""
 
 from __future__ import annotations
 
@@ -10,23 +10,10 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from serving.api import errors
-from serving.api.routes import decisions, imports, meta, pages, privacy, proposals, records, search
+from serving.api.mcp import mcp_app
+from serving.api.routes import chat, decisions, imports, meta, pages, privacy, proposals, records, search
 
 WEB = Path(__file__).resolve().parent / "web"
-
-
-@asynccontextmanager
-async def _follow_index(app: FastAPI) -> AsyncIterator[None]:
-    """Keep the search index in step with the outbox while the server runs (one index owner per process)."""
-    from retrieval.follower import IndexFollower
-
-    follower = IndexFollower()
-    app.state.index_status = follower.status
-    follower.start()
-    try:
-        yield
-    finally:
-        follower.stop()
 
 
 def create_app(*, follow_index: bool = False) -> FastAPI:
@@ -34,16 +21,35 @@ def create_app(*, follow_index: bool = False) -> FastAPI:
 
     ``follow_index`` runs the outbox follower in the server process (``crmind serve`` turns it on).
     """
+    mcp, mcp_lifespan = mcp_app()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """The MCP transport's task group, and (in the server) the one index owner of the process."""
+        follower = None
+        if follow_index:
+            from retrieval.follower import IndexFollower
+
+            follower = IndexFollower()
+            app.state.index_status = follower.status
+            follower.start()
+        try:
+            async with mcp_lifespan():
+                yield
+        finally:
+            if follower is not None:
+                follower.stop()
+
     app = FastAPI(
-        lifespan=_follow_index if follow_index else None,
+        lifespan=lifespan,
         title="crmind",
         version="0.1.0",
         description="AI agent platform over your CRM. Every read is permission-filtered; every write is a "
         "proposal that a person approves; every decision is in the ledger.",
     )
     errors.install(app)
-
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
-    for module in (meta, records, proposals, privacy, imports, decisions, search, pages):
+    app.mount("/mcp", mcp, name="mcp")
+    for module in (meta, records, proposals, privacy, imports, decisions, search, chat, pages):
         app.include_router(module.router)
     return app
