@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import ledger
+from config.db import Base
 from config.masking import mask_value
 from config.objects import ref
 from config.settings import get_settings
@@ -338,7 +339,7 @@ def linked_records(session: Session, obj: str, record_id: int) -> dict[str, tupl
     """Records whose foreign keys point at ``obj`` ``record_id``: object type -> (count, first few ids)."""
     table = model_for(obj).__table__
     found: dict[str, tuple[int, list[int]]] = {}
-    for other in table.metadata.sorted_tables:
+    for other in Base.metadata.sorted_tables:
         for fk in other.foreign_keys:
             if fk.column.table is not table or other.name not in _OBJECT_BY_TABLE:
                 continue

@@ -140,9 +140,30 @@ def ledger_verify() -> None:
     with session_factory()() as session:
         result = verify(session)
     if result.ok:
-        typer.echo(f"ledger ok: {result.rows} rows, hash chain intact")
+        anchored = f", head anchored at seq {result.anchored_seq}" if result.anchored_seq else ""
+        typer.echo(f"ledger ok: {result.rows} rows, hash chain intact{anchored}")
         return
-    fail(f"ledger tampered at row seq={result.first_bad_seq}: {result.reason}")
+    where = f" at row seq={result.first_bad_seq}" if result.first_bad_seq is not None else ""
+    fail(f"ledger check failed{where}: {result.reason}")
+
+
+@ledger_app.command("anchor")
+def ledger_anchor(
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Anchor the current head (a ledger from before anchoring, or after a deliberate restore)."""
+    from config.db import get_engine, session_factory
+    from ledger import reanchor, verify
+
+    with session_factory()() as session:
+        chain = verify(session, check_anchor=False)
+    if not chain.ok:
+        fail(f"not anchoring: the chain is broken at row seq={chain.first_bad_seq}: {chain.reason}")
+    if not yes and not typer.confirm(f"Anchor the ledger's current head ({chain.rows} rows)? Rows removed from its "
+                                     "end before now can no longer be detected"):
+        raise typer.Exit(1)
+    anchor = reanchor(get_engine())
+    typer.echo(f"ledger anchored at seq {anchor.seq}" if anchor else "the ledger is empty; nothing to anchor")
 
 
 @ledger_app.command("show")
