@@ -68,7 +68,13 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port")] = None,
     llm: Annotated[bool, typer.Option(help="Start the embedded llama.cpp engine if no LLM URL is set")] = True,
 ) -> None:
-    """Run the API server (and the embedded model engine and index follower)."""
+    """Run the API server (and the embedded model engine and index follower).
+
+    SIGTERM and SIGINT both shut down gracefully: uvicorn drains requests and stops the index follower,
+    then the engine crmind started is stopped, and the exit code says which signal it was (143, 130).
+    """
+    import signal
+
     import uvicorn
 
     from config.settings import get_settings
@@ -78,18 +84,27 @@ def serve(
     settings = get_settings()
     host, port = host or settings.api_host, port or settings.api_port
     port_is_free(host, port)  # before the engine starts, so a busy port costs nothing to report
-    run_migrations()
+    # uvicorn captures these signals while it serves and raises them again once it has shut down; with
+    # Python's default SIGTERM action that killed the process before the `finally` below could stop the engine.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_on_signal)
     engine_handle = None
-    if llm:
-        from inference.embedded import ensure_engine
-
-        engine_handle = ensure_engine(settings)
-        typer.echo(f"model engine: {engine_handle.base_url} serving {', '.join(engine_handle.models)}")
     try:
+        run_migrations()
+        if llm:
+            from inference.embedded import ensure_engine
+
+            engine_handle = ensure_engine(settings)
+            typer.echo(f"model engine: {engine_handle.base_url} serving {', '.join(engine_handle.models)}")
         uvicorn.run(create_app(follow_index=True), host=host, port=port, log_level="info")
     finally:
         if engine_handle is not None:
             engine_handle.stop()
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    """Turn SIGTERM / SIGINT into a normal exit, so cleanup in ``finally`` blocks runs."""
+    raise SystemExit(128 + signum)
 
 
 @app.command()
