@@ -59,7 +59,8 @@ def database_identity(engine: Engine) -> str:
     url = engine.url
     if url.get_backend_name() == "sqlite":
         return "sqlite:" + str(Path(url.database or ":memory:").resolve())
-    return url.set(password=None).render_as_string(hide_password=True)
+    # The driver is not part of the identity: postgresql:// and postgresql+psycopg:// name one database.
+    return url.set(drivername=url.get_backend_name(), password=None).render_as_string(hide_password=True)
 
 
 def anchor_dir() -> Path:
