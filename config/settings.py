@@ -11,6 +11,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Role = Literal["rep", "manager", "support", "admin"]
 Visibility = Literal["visible", "masked", "hidden"]
+# Proposal actions that always need a second person, and who that person must be (crm.approval applies it).
+HumanOnlyAction = Literal["delete", "owner_change", "bulk"]
+SecondPerson = Literal["team_manager", "admin", "second_person"]
+DEFAULT_APPROVAL_POLICY: dict[HumanOnlyAction, SecondPerson] = {
+    "delete": "team_manager", "owner_change": "team_manager", "bulk": "team_manager",
+}
 
 # Which fields hold personal data. Support agents see them masked; erase wipes them.
 DEFAULT_PERSONAL_FIELDS: dict[str, list[str]] = {
@@ -88,6 +94,17 @@ class Settings(BaseSettings):
     field_policy: dict[str, dict[str, dict[str, Visibility]]] = Field(
         default_factory=lambda: dict(DEFAULT_FIELD_POLICY)
     )
+
+    approval_policy: dict[HumanOnlyAction, SecondPerson] = Field(
+        default_factory=lambda: dict(DEFAULT_APPROVAL_POLICY),
+        description="Who approves delete / owner_change / bulk proposals: team_manager (a manager of the "
+                    "record's team, or an admin), admin, or second_person (anyone else who may change the record). "
+                    "Never the proposer, never a rule; an action left out keeps team_manager.")
+    ledger_anchor_dir: Path | None = Field(
+        None, description="Where the ledger's head is checkpointed (keyed MAC); keep it where a database restore "
+                          "does not reach. Unset = <data_dir>/ledger-anchor.")
+    ledger_anchor_key: str | None = Field(
+        None, description="Secret for the anchor's MAC; unset = a random key kept in the anchor folder.")
 
     def visibility(self, obj: str, field: str, role: Role) -> Visibility:
         """How ``role`` may see ``obj.field``: the single rule table behind every read path."""

@@ -145,7 +145,9 @@ def erase_contact(session: Session, principal: Principal, contact_id: int, *,
                "ledger_rows_scrubbed": ledger.erase_matching(session, ledger_pattern, ERASED)}
     for name, scrubber in (also or {}).items():
         summary[name] = scrubber(ledger_pattern, ERASED)
-    ledger.append(session, kind="erase", actor=principal.actor, refs=[f"contact:{contact_id}"],
+    # The row names every record the erase changed, so each one's history (and outbox entry) shows it.
+    scrubbed = [f"{obj}:{record_id}" for obj, ids in touched.items() for record_id in ids]
+    ledger.append(session, kind="erase", actor=principal.actor, refs=[f"contact:{contact_id}", *scrubbed],
                   input_summary=f"data-subject erase of contact {contact_id}", output=summary)
     return summary
 
