@@ -33,6 +33,11 @@ def create_app(*, follow_index: bool = False) -> FastAPI:
             follower = IndexFollower()
             app.state.index_status = follower.status
             follower.start()
+            # Open the conversation store now, outside any request's transaction (on PostgreSQL its first
+            # setup builds indexes CONCURRENTLY, which can't run inside one).
+            from agents.assistant.runner import default_assistant
+
+            app.state.assistant = default_assistant()
         try:
             async with mcp_lifespan():
                 yield
