@@ -210,6 +210,12 @@ def _action(a: object, lang: Lang) -> str:
     return _t(lang, f"delete the {obj_en}", f"删除该{obj_zh}")
 
 
+def explain_action(action: object, lang: Lang) -> str:
+    """One action, as the explanation renders it."""
+    text = _action(action, lang)
+    return text + (_t(lang, " (in bulk)", "(批量)") if getattr(action, "bulk", False) else "")
+
+
 def explain(rule: Rule, lang: Lang | None = None) -> str:
     """What ``rule`` does, every part of it, in ``lang`` (default: the rule's own language)."""
     lang = lang or rule.language
@@ -218,12 +224,7 @@ def explain(rule: Rule, lang: Lang | None = None) -> str:
     if rule.conditions:
         conds = sep.join(_condition(c, lang) for c in rule.conditions)
         parts.append(_t(lang, f", if {conds}", f",如果{conds}"))
-    actions = []
-    for a in rule.actions:
-        text = _action(a, lang)
-        if getattr(a, "bulk", False):
-            text += _t(lang, " (in bulk)", "(批量)")
-        actions.append(text)
+    actions = [explain_action(a, lang) for a in rule.actions]
     parts.append(_t(lang, ": " + "; then ".join(actions) + ".", ",则" + ";然后".join(actions) + "。"))
     if rule.approval.auto_approve:
         parts.append(_t(lang, " The rule's policy approves these changes itself, except delete, owner change, bulk "

@@ -503,8 +503,8 @@ class _Interp:
                 field_tok = self.first(act, "FIELD")
                 out.append(UpdateField(field=field_tok.value if field_tok else fld, value=val, bulk=bulk))
             elif kind == "send":
-                channel = self.first(act, "SEND").value  # type: ignore[union-attr]
-                out.append(SendMessage(channel="sms" if channel == "sms" else "email", bulk=bulk))
+                channels = {t.value for t in self.leaves(act) if t.type == "SEND"}
+                out.append(SendMessage(channel="sms" if "sms" in channels else "email", bulk=bulk))
             elif kind == "export":
                 obj = self.first(act, "OBJ")
                 fields = sorted({t.value for t in self.leaves(act) if t.type == "PERSONAL"})
