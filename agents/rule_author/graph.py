@@ -76,6 +76,8 @@ def model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                               attempts=ctx.repair_attempts)
     except (InvalidModelOutput, LLMError) as exc:
         return {"questions": [_rephrase(lang, exc.message)], "model_attempts": ctx.repair_attempts + 1}
+    except Exception as exc:  # the engine is down or unreachable: still a question, not a 500
+        return {"questions": [_rephrase(lang, f"model unavailable: {type(exc).__name__}")]}
     return {"rule": rule.model_copy(update={"name": state.text.strip()[:200], "language": lang}), "path": "model"}
 
 

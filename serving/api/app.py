@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from serving.api import errors
-from serving.api.routes import decisions, imports, meta, pages, privacy, proposals, records, search
+from serving.api.routes import decisions, imports, meta, pages, privacy, proposals, records, rules, search
 
 WEB = Path(__file__).resolve().parent / "web"
 
@@ -44,6 +44,6 @@ def create_app(*, follow_index: bool = False) -> FastAPI:
     errors.install(app)
 
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
-    for module in (meta, records, proposals, privacy, imports, decisions, search, pages):
+    for module in (meta, records, proposals, privacy, imports, decisions, search, rules, pages):
         app.include_router(module.router)
     return app
