@@ -123,3 +123,38 @@ def list_cmd(as_user: AsUser) -> None:
     with session_factory()() as session:
         for r in lifecycle.list_rules(session, principal_for_user(session, as_user)):
             typer.echo(f"{r.id:>4}  {r.status:<9} v{r.version:<3} running v{r.active_version or '-':<3} {r.name[:80]}")
+
+
+def eval_rules(
+    modes: Annotated[str, typer.Option(help="grammar, model, few_shot, combined")] = "grammar,combined",
+    limit: Annotated[int | None, typer.Option(help="Score an even spread of this many texts (the model is slow)")]
+    = None,
+    failures: Annotated[bool, typer.Option(help="Print the texts each mode got wrong")] = False,
+) -> None:
+    """Rule compilation: semantic equality of compiled rules, per language and shape, per compile path."""
+    from eval.rules import MODES, run, table
+
+    chosen = [m.strip() for m in modes.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in MODES]
+    if unknown:
+        fail(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
+    handle = None
+    if any(MODES[m].get("use_model") for m in chosen):
+        from crm.schema import migrate
+
+        migrate()  # the model's calls are recorded in the ledger
+        from inference.embedded import ensure_engine
+
+        handle = ensure_engine()
+        typer.echo(f"model engine: {handle.base_url} serving {', '.join(handle.models)}")
+    try:
+        results = run(chosen, limit=limit)
+    finally:
+        if handle is not None and handle.owned:
+            handle.stop()
+    typer.echo(table(results))
+    if failures:
+        for r in results:
+            for text in r.failures:
+                typer.echo(f"  [{r.mode}] {text}")
+    typer.echo(" · ".join(f"{r.mode}: {r.ok}/{r.n} ({100 * r.ok / max(r.n, 1):.0f}%)" for r in results))
