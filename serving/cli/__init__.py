@@ -201,11 +201,15 @@ def _mount() -> None:
     from serving.cli.models import chat, models_app, serve_model
     from serving.cli.retrieval import app as retrieval_app
     from serving.cli.retrieval import eval_app
+    from serving.cli.rules import app as rules_app
+    from serving.cli.rules import eval_rules
 
     for command in retrieval_app.registered_commands:
         app.registered_commands.append(command)
     app.add_typer(eval_app, name="eval")
     app.add_typer(models_app, name="models")
+    app.add_typer(rules_app, name="rules")
+    eval_app.command("rules")(eval_rules)
     app.command("serve-model")(serve_model)
     app.command("chat")(chat)
 

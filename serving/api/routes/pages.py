@@ -47,6 +47,12 @@ def why_page(decision_id: Annotated[str, PathParam(pattern=r"^[0-9a-f\-]{36}$")]
     return _page("why.html")
 
 
+@router.get("/rules")
+def rules_page() -> FileResponse:
+    """Write a rule, read its explanation, backtest, findings; approve, activate; recent firings and why."""
+    return _page("rules.html")
+
+
 @router.get("/signin")
 def signin_page() -> FileResponse:
     """Paste a token, or pick a demo user."""
