@@ -58,12 +58,13 @@ def test_a_killed_server_takes_its_engine_with_it_and_the_next_start_replaces_a_
     engine = _engine(server)
     server.kill()
     assert _gone([engine]) == []  # the engine got its parent-death signal
-    restarted = ServerProcess(port=server.port, llm=True, env=server.env, log_path=server.log_path).start()
+    restarted = ServerProcess(port=server.port, llm=True, env=server.env, log_path=server.log_path)
     try:
-        assert _engine(restarted).is_running()
-    finally:
+        assert _engine(restarted.start()).is_running()
         restarted.signal(signal.SIGTERM)
         restarted.wait()
+    finally:
+        restarted.kill()
 
 
 FAKE_ENGINE = """
