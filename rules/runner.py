@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -57,11 +57,19 @@ class EventIn(BaseModel):
     type: str = Field(min_length=1, max_length=40, pattern=r"^[a-z_]+$",
                       description=f"One of {', '.join(EVENT_TYPES)} (or another lower_snake name).")
     page: str = Field("", max_length=300)
-    duration_s: int = Field(0, ge=0, le=86_400)
+    duration_s: StrictInt = Field(0, ge=0, le=86_400)
     occurred_at: datetime | None = None
-    contact_id: int | None = Field(None, ge=1, le=2**31 - 1)
-    account_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    contact_id: StrictInt | None = Field(None, ge=1, le=2**31 - 1)
+    account_id: StrictInt | None = Field(None, ge=1, le=2**31 - 1)
     properties: dict[str, Any] = Field(default_factory=dict, max_length=50)
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _iso_text_only(cls, value: Any) -> Any:
+        """ISO 8601 text only: a bare number is ambiguous (seconds? milliseconds?) and the schema says text."""
+        if isinstance(value, int | float):
+            raise ValueError("occurred_at must be ISO 8601 text, e.g. 2026-11-30T09:15:00Z")
+        return value
 
 
 def _naive(ts: datetime | None) -> datetime:

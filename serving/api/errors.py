@@ -63,8 +63,11 @@ def install(app: FastAPI) -> None:
 
 def _methods_for(app: FastAPI, path: str) -> list[str]:
     """Every method the OpenAPI document lists for ``path``."""
+    paths = app.openapi().get("paths", {})
+    if path in paths:  # a literal path (/v1/rules/compile) is its own resource, not an id of /v1/rules/{id}
+        return sorted(m.upper() for m in paths[path])
     methods: set[str] = set()
-    for template, ops in app.openapi().get("paths", {}).items():
+    for template, ops in paths.items():
         if re.fullmatch(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)), path):
             methods |= {m.upper() for m in ops}
     return sorted(methods)

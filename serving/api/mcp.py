@@ -106,19 +106,32 @@ class _RequireToken:
         await self.app(scope, receive, send)
 
 
-def mcp_app() -> tuple[ASGIApp, Any]:
-    """The ASGI app to mount at ``/mcp`` and the lifespan that runs its session manager.
+class _Transport:
+    """The streamable-HTTP app, rebuilt each time the host app starts (a session manager runs only once)."""
 
-    Stateless: every request stands alone (no server-side session to lose on a restart or to pin to one worker).
-    """
-    starlette_app = SERVER.streamable_http_app(streamable_http_path="/", stateless_http=True, json_response=True,
-                                               host="0.0.0.0")  # the app's own host check happens upstream
+    def __init__(self) -> None:
+        self.app: ASGIApp | None = None
 
-    manager = SERVER.session_manager  # this app's own manager: run() may be entered once per manager
+    def _build(self) -> Any:
+        # Stateless: every request stands alone, with no server-side session to lose on a restart or to pin
+        # to one worker. The host check is the API's own (bearer tokens, no cookies, so no rebinding risk).
+        self.app = SERVER.streamable_http_app(streamable_http_path="/", stateless_http=True, json_response=True,
+                                              host="0.0.0.0")
+        return SERVER.session_manager
 
     @asynccontextmanager
-    async def lifespan() -> AsyncIterator[None]:
-        async with manager.run():  # the transport's task group
+    async def lifespan(self) -> AsyncIterator[None]:
+        async with self._build().run():
             yield
 
-    return _RequireToken(starlette_app), lifespan
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.app is None:
+            await JSONResponse({"detail": "the MCP transport is not running"}, 503)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def mcp_app() -> tuple[ASGIApp, Any]:
+    """The ASGI app to mount at ``/mcp`` and the lifespan that runs its transport (enter it once per start)."""
+    transport = _Transport()
+    return _RequireToken(transport), transport.lifespan

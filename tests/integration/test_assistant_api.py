@@ -88,12 +88,12 @@ def test_sse_chat_cites_then_a_stage_change_waits_for_approval_and_applies(
         with session_factory(world.engine)() as s:  # nothing written before the rep decides
             assert s.scalar(select(Opportunity.stage).where(Opportunity.id == opp)) == "proposal"
         assert client.post("/v1/chat", json={"message": "hi", "thread_id": thread}).status_code == 409
-        third = _sse(client.post(f"/v1/chat/{thread}/decision", json={"action": "approve"}))
+        third = _sse(client.post(f"/v1/chat/threads/{thread}/decision", json={"action": "approve"}))
         assert any(k == "answer" for k, _ in third)
-        assert client.get(f"/v1/chat/{thread}").json()["pending"] is None
+        assert client.get(f"/v1/chat/threads/{thread}").json()["pending"] is None
         # another user can't read or resume the thread
         other = {"Authorization": f"Bearer {world.tokens['a:rep2']}"}
-        assert client.get(f"/v1/chat/{thread}", headers=other).status_code == 404
+        assert client.get(f"/v1/chat/threads/{thread}", headers=other).status_code == 404
     with session_factory(world.engine)() as s:
         assert s.scalar(select(Opportunity.stage).where(Opportunity.id == opp)) == "negotiation"
 

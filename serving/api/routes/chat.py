@@ -28,6 +28,10 @@ router = APIRouter(route_class=StrictQueryRoute, prefix="/v1", tags=["assistant"
     **COMMON_RESPONSES, 409: {"model": ErrorBody, "description": "A proposal is waiting (or none is)"}})
 ThreadId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 MODEL_NAME = "crmind-assistant"
+# One server-sent event, as OpenAPI 3.2 describes an event stream's items (``data`` is JSON text).
+EVENT_SCHEMA = {"type": "object", "properties": {"event": {"type": "string"}, "data": {"type": "string"}}}
+SSE = {200: {"content": {"text/event-stream": {"schema": EVENT_SCHEMA}},
+             "description": "server-sent events: thread, token, tool, proposal, citation, answer, error, done"}}
 
 
 def assistant(request: Request) -> Assistant:
@@ -92,8 +96,8 @@ def _streaming(body: Iterator[str]) -> StreamingResponse:
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-@router.post("/chat", summary="Ask the assistant (server-sent events)",
-             response_description="text/event-stream: thread, token, tool, proposal, citation, answer, error, done")
+@router.post("/chat", summary="Ask the assistant (server-sent events)", response_class=StreamingResponse,
+             responses=SSE)
 def chat(body: ChatRequest, request: Request, principal: CurrentPrincipal) -> StreamingResponse:
     """Stream one turn. It ends with ``answer``, or with ``proposal`` when a change waits for the rep's decision."""
     thread_id = body.thread_id or uuid.uuid4().hex[:16]
@@ -101,7 +105,8 @@ def chat(body: ChatRequest, request: Request, principal: CurrentPrincipal) -> St
     return _streaming(_sse_events(thread_id, events))
 
 
-@router.post("/chat/{thread_id}/decision", summary="Approve, edit or reject the waiting proposal (SSE)")
+@router.post("/chat/threads/{thread_id}/decision", summary="Approve, edit or reject the waiting proposal (SSE)",
+             response_class=StreamingResponse, responses=SSE)
 def decide(thread_id: ThreadId, body: DecisionRequest, request: Request,
            principal: CurrentPrincipal) -> StreamingResponse:
     """Applies (or rejects) the proposal, then the assistant carries on and streams the rest of its turn."""
@@ -117,7 +122,7 @@ class ThreadView(BaseModel):
     pending: dict[str, Any] | None
 
 
-@router.get("/chat/{thread_id}", response_model=ThreadView, summary="A conversation and its waiting proposal")
+@router.get("/chat/threads/{thread_id}", response_model=ThreadView, summary="A conversation and its waiting proposal")
 def thread(thread_id: ThreadId, request: Request, principal: CurrentPrincipal) -> ThreadView:
     """Survives restarts: conversations live in the checkpointer (SQLite or PostgreSQL)."""
     bot = assistant(request)
@@ -193,7 +198,10 @@ def _proposal_text(p: dict[str, Any]) -> str:
             f"'approve' or 'reject'.")
 
 
-@router.post("/chat/completions", summary="OpenAI-compatible chat completions (your crmind token is the API key)")
+@router.post("/chat/completions", summary="OpenAI-compatible chat completions (your crmind token is the API key)",
+             responses={200: {"content": {"application/json": {"schema": {"type": "object"}},
+                                          "text/event-stream": {"schema": EVENT_SCHEMA}},
+                              "description": "a chat.completion, or chat.completion.chunk events with stream: true"}})
 def completions(body: CompletionRequest, request: Request, principal: CurrentPrincipal) -> Any:
     """Any OpenAI client or SDK talks to the assistant; ``stream: true`` sends ``chat.completion.chunk`` events."""
     user_messages = [m for m in body.messages if m.role == "user"]

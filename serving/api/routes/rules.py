@@ -169,13 +169,13 @@ def list_rules(principal: CurrentPrincipal, session: SessionDep,
     return [_public(session, r, with_versions=False) for r in lifecycle.list_rules(session, principal, status=status)]
 
 
-@router.get("/v1/rules/{rule_id}", response_model=RulePublic, summary="A rule and its versions")
+@router.get("/v1/rules/{rule_id:int}", response_model=RulePublic, summary="A rule and its versions")
 def get(rule_id: RuleId, principal: CurrentPrincipal, session: SessionDep) -> RulePublic:
     """Every version, newest first."""
     return _public(session, lifecycle.get_rule(session, principal, rule_id))
 
 
-@router.post("/v1/rules/{rule_id}/versions", response_model=RulePublic, summary="Edit: a new draft version")
+@router.post("/v1/rules/{rule_id:int}/versions", response_model=RulePublic, summary="Edit: a new draft version")
 def revise(rule_id: RuleId, body: CompileBody, principal: CurrentPrincipal, session: SessionDep) -> RulePublic:
     """The running version keeps running until the new one is approved and activated."""
     rule, path = _compiled_rule(body)
@@ -184,7 +184,7 @@ def revise(rule_id: RuleId, body: CompileBody, principal: CurrentPrincipal, sess
     return _public(session, rec)
 
 
-@router.post("/v1/rules/{rule_id}/backtest", response_model=BacktestResult, summary="Backtest the latest version")
+@router.post("/v1/rules/{rule_id:int}/backtest", response_model=BacktestResult, summary="Backtest the latest version")
 def run_backtest(rule_id: RuleId, principal: CurrentPrincipal, session: SessionDep) -> BacktestResult:
     """Over all stored events; an edit of a running rule is compared with the running version."""
     rec = lifecycle.get_rule(session, principal, rule_id)
@@ -211,7 +211,7 @@ for _name in ("approve", "activate", "pause", "retire"):
                 name=f"rule_{_name}")(_step(_name))
 
 
-@router.get("/v1/rules/{rule_id}/firings", response_model=list[FiringPublic], summary="Recent firings")
+@router.get("/v1/rules/{rule_id:int}/firings", response_model=list[FiringPublic], summary="Recent firings")
 def firings(rule_id: RuleId, principal: CurrentPrincipal, session: SessionDep,
             limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[FiringPublic]:
     """Newest first, each with the ledger row that explains it."""
