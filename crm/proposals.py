@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from types import SimpleNamespace
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import ledger
+from config.db import Base
 from config.masking import mask_value
 from config.objects import ref
 from config.settings import get_settings
@@ -24,9 +26,10 @@ from crm.access import (
     text_for_reader,
     writable_fields,
 )
-from crm.errors import Conflict, Forbidden, InvalidInput, NeedsHuman, NotFound, StaleRecord
+from crm.approval import check_approver
+from crm.errors import Conflict, Forbidden, InvalidInput, NotFound, StaleRecord
 from crm.fields import REQUIRED_ON_CREATE, coerce
-from crm.models import CustomFieldDef, Proposal, User, utcnow
+from crm.models import OBJECT_MODELS, CustomFieldDef, Proposal, User, utcnow
 from crm.values import jsonable
 
 Action = Literal["create", "update", "close", "delete", "owner_change"]
@@ -192,6 +195,15 @@ def get_proposal(session: Session, principal: Principal, proposal_id: int) -> Pr
             return proposal
         except (NotFound, Forbidden):
             pass
+    image = proposal.before_image or {}
+    if proposal.action == "delete" and proposal.status == "applied" and "team_id" in image:
+        # The record is gone; whoever could change it may still see (and undo) its deletion.
+        ghost = SimpleNamespace(id=proposal.record_id, owner_id=image.get("owner_id"), team_id=image["team_id"])
+        try:
+            check_writable(principal, proposal.object_type, ghost)
+            return proposal
+        except Forbidden:
+            pass
     raise NotFound(f"proposal {proposal_id} not found")
 
 
@@ -229,11 +241,14 @@ def approve(
     """Approve (optionally editing proposed fields only) and apply in the caller's transaction.
 
     ``by_policy`` names a rule whose approved policy auto-approves; such approvals refuse anything
-    that needs a person. Applying twice is impossible: the second call gets ``Conflict``.
+    that needs a person, and a person approving a delete, owner change or bulk change must be the second
+    person ``crm.approval`` names. Applying twice is impossible: the second call gets ``Conflict``.
     """
     proposal = get_proposal(session, principal, proposal_id)
-    if by_policy and proposal.requires_human:
-        raise NeedsHuman(f"proposal {proposal.id} ({proposal.action}) must be approved by a person")
+    if proposal.requires_human:
+        record = (None if proposal.action == "create" or proposal.record_id is None
+                  else get_record(session, principal, proposal.object_type, proposal.record_id))
+        check_approver(session, principal, proposal, record, by_policy=by_policy)
     edited = False
     if edits:
         unknown = set(edits) - set(proposal.changes)
@@ -296,11 +311,7 @@ def _apply(session: Session, principal: Principal, proposal: Proposal, parent: s
         if proposal.action == "delete":
             before = {c.name: jsonable(getattr(record, c.name)) for c in model.__table__.columns}
             proposal.before_image = before
-            try:
-                session.delete(record)
-                session.flush()
-            except IntegrityError:
-                raise Conflict(f"{obj} {record.id} still has linked records; move or close them first") from None
+            _delete(session, obj, record, "it cannot be deleted")
         else:
             proposal.before_image = {**before, "__version__": record.version}
             _set_fields(record, obj, {f: c["after"] for f, c in proposal.changes.items()})
@@ -318,6 +329,50 @@ def _apply(session: Session, principal: Principal, proposal: Proposal, parent: s
                   output={"proposal_id": proposal.id, "changes": _ledger_safe(obj, proposal.changes),
                           "version": proposal.applied_version},
                   refs=_refs(proposal))
+
+
+_OBJECT_BY_TABLE = {m.__tablename__: name for name, m in OBJECT_MODELS.items()}
+LINKS_NAMED = 5  # how many linked record ids a refusal lists per object type
+
+
+def linked_records(session: Session, obj: str, record_id: int) -> dict[str, tuple[int, list[int]]]:
+    """Records whose foreign keys point at ``obj`` ``record_id``: object type -> (count, first few ids)."""
+    table = model_for(obj).__table__
+    found: dict[str, tuple[int, list[int]]] = {}
+    for other in Base.metadata.sorted_tables:
+        for fk in other.foreign_keys:
+            if fk.column.table is not table or other.name not in _OBJECT_BY_TABLE:
+                continue
+            where = fk.parent == record_id
+            count = session.scalar(select(func.count()).select_from(other).where(where)) or 0
+            if count:
+                ids = list(session.scalars(select(other.c.id).where(where).order_by(other.c.id).limit(LINKS_NAMED)))
+                kind = _OBJECT_BY_TABLE[other.name]
+                prev_count, prev_ids = found.get(kind, (0, []))
+                found[kind] = (prev_count + count, sorted(set(prev_ids + ids))[:LINKS_NAMED])
+    return found
+
+
+def _delete(session: Session, obj: str, record: Any, what: str) -> None:
+    """Delete ``record``, or raise ``Conflict`` naming the records that still link to it (nothing is written).
+
+    The links are checked first so the refusal can name them; the savepoint keeps a link added concurrently
+    (caught only by the database's foreign key) from leaving the caller's transaction failed.
+    """
+    record_id = record.id
+    links = linked_records(session, obj, record_id)
+    if not links:
+        try:
+            with session.begin_nested():
+                session.delete(record)
+                session.flush()
+            return
+        except IntegrityError:
+            links = linked_records(session, obj, record_id)
+    named = "; ".join(f"{n} {kind}{'' if n == 1 else ' records'} ({', '.join(f'{kind}:{i}' for i in ids)}"
+                      f"{', …' if n > len(ids) else ''})" for kind, (n, ids) in sorted(links.items()))
+    raise Conflict(f"{obj} {record_id} still has linked records, so {what}: {named or 'added meanwhile'}. "
+                   "Delete them or link them elsewhere first.")
 
 
 def _set_fields(record: Any, obj: str, values: dict[str, Any]) -> None:
@@ -348,11 +403,7 @@ def undo(session: Session, principal: Principal, proposal_id: int) -> Proposal:
         if record.version != proposal.applied_version:
             raise StaleRecord(f"{obj} {record.id} changed after this proposal was applied; undo it by a new proposal")
         if image.get("__created__"):
-            try:
-                session.delete(record)
-                session.flush()
-            except IntegrityError:
-                raise Conflict(f"{obj} {record.id} now has linked records; it cannot be removed") from None
+            _delete(session, obj, record, "undoing its creation would delete it")
             op = "delete"
         else:
             _set_fields(record, obj, {k: v for k, v in image.items() if not k.startswith("__")})

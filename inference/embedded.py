@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from config.settings import Settings
 from inference.config import serving_config
-from inference.engine_process import EngineHandle, served_models
+from inference.engine_process import EngineHandle, reap_orphan, served_models
 from inference.errors import EngineStartError
 
 
@@ -22,4 +22,6 @@ def ensure_engine(settings: Settings | None = None) -> EngineHandle:
         return EngineHandle(engine=cfg.engine, base_url=cfg.base_url, models=models, owned=False)
     from inference.llamacpp import start_llamacpp
 
+    # An engine left running by a crmind that was killed is replaced, not reused: it would outlive us too.
+    reap_orphan(cfg.engine_dir / f"llamacpp-{cfg.port}.pid")
     return start_llamacpp(cfg=cfg)

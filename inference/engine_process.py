@@ -1,12 +1,21 @@
-"""Run an OpenAI-compatible engine server as a child process on 127.0.0.1: start, health-check, stop."""
+"""Run an OpenAI-compatible engine server as a child process on 127.0.0.1: start, health-check, stop.
+
+An engine we start must not outlive crmind: on Linux it gets SIGTERM when its parent dies (even by SIGKILL),
+and a pid file beside its log lets the next start find and replace one that was left behind anyway.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import json
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,14 +42,12 @@ class EngineHandle:
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the server we started (its whole process group); engines we reused keep running."""
         proc = self.process
-        if proc is None or not self.owned or proc.poll() is not None:
+        if proc is None or not self.owned:
             return
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=timeout_s)
+        if proc.poll() is None:
+            _stop_group(proc.pid, timeout_s, proc.wait)
+        if self.log_path is not None:
+            _pid_path(self.log_path).unlink(missing_ok=True)
 
     def __enter__(self) -> EngineHandle:
         return self
@@ -92,23 +99,115 @@ def spawn(
 ) -> EngineHandle:
     """Start ``cmd`` in its own process group and wait until it serves ``models`` (or fail with its log)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    # The parent-death signal belongs to the thread that forks; only the main thread lives as long as we do.
+    die_with_parent = _pdeathsig_hook() if threading.current_thread() is threading.main_thread() else None
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env={**os.environ, **(env or {})})
+                                start_new_session=True, env={**os.environ, **(env or {})},
+                                preexec_fn=die_with_parent)
     handle = EngineHandle(engine=engine, base_url=f"http://{host}:{port}/v1", models=models,
                           process=proc, log_path=log_path)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            code = proc.returncode
-            raise EngineStartError(f"The {engine} engine exited with code {code}:\n{_tail(log_path)}")
-        serving = served_models(handle.base_url, timeout_s=1.0)
-        if serving is not None:
-            handle.models = serving
-            return handle
-        time.sleep(0.2)
+    _write_pid_file(_pid_path(log_path), proc.pid, cmd)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                code = proc.returncode
+                raise EngineStartError(f"The {engine} engine exited with code {code}:\n{_tail(log_path)}")
+            serving = served_models(handle.base_url, timeout_s=1.0)
+            if serving is not None:
+                handle.models = serving
+                return handle
+            time.sleep(0.2)
+    except BaseException:  # a start that fails or is interrupted (SIGTERM, Ctrl-C) leaves no engine behind
+        handle.stop()
+        raise
     handle.stop()
     raise EngineStartError(f"The {engine} engine did not answer within {timeout_s:.0f} s:\n{_tail(log_path)}")
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _pdeathsig_hook() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has Linux send the child SIGTERM when we die; None where prctl is missing."""
+    try:
+        prctl = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # we died between fork and prctl
+            os._exit(1)
+
+    return hook
+
+
+def _stop_group(pid: int, timeout_s: float, wait: Callable[[float], object]) -> None:
+    """SIGTERM the process group ``pid`` leads, then SIGKILL it if it is still there after ``timeout_s``."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+        try:
+            wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(pid, signal.SIGKILL)
+            wait(timeout_s)
+    except ProcessLookupError:
+        pass
+
+
+def _pid_path(log_path: Path) -> Path:
+    return log_path.with_suffix(".pid")
+
+
+def _started(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks since boot, from /proc), so a reused pid is not mistaken for ours."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return "alive"  # no /proc: all we can tell is that the pid exists
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] in ("Z", "X") else fields[19]  # a zombie has exited; only its parent's wait is due
+
+
+def _write_pid_file(path: Path, pid: int, cmd: list[str]) -> None:
+    record = {"pid": pid, "started": _started(pid), "owner": os.getpid(), "owner_started": _started(os.getpid()),
+              "cmd": cmd}
+    path.write_text(json.dumps(record))
+
+
+def reap_orphan(pid_file: Path, timeout_s: float = 10.0) -> bool:
+    """Stop an engine a previous crmind started and left behind (its owner died); True if one was stopped.
+
+    An engine whose owner still runs (another crmind on the same port) is left alone.
+    """
+    try:
+        record = json.loads(pid_file.read_text())
+        pid, owner = int(record["pid"]), int(record["owner"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if record.get("owner_started") is not None and _started(owner) == record["owner_started"]:
+        return False
+    engine_alive = record.get("started") is not None and _started(pid) == record["started"]
+    if engine_alive:
+        def wait(limit: float) -> None:
+            deadline = time.monotonic() + limit
+            while _started(pid) == record["started"] and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _started(pid) == record["started"]:
+                raise subprocess.TimeoutExpired(record["cmd"], limit)
+
+        _stop_group(pid, timeout_s, wait)
+    pid_file.unlink(missing_ok=True)
+    return engine_alive
 
 
 def _tail(path: Path, lines: int = 15) -> str:

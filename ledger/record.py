@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from config.db import transaction
 from config.masking import mask_text
 from config.objects import is_ref
+from ledger.anchor import mark_appended
 from ledger.models import Decision, DecisionRef
 
 GENESIS = "0" * 64
@@ -129,6 +130,7 @@ def append(
     )
     row.prev_hash = prev or GENESIS
     row.hash = row_hash(row)
+    mark_appended(session, genesis=prev is None)
     all_refs = {r for r in refs} | {e for e in evidence if is_ref(e)}
     session.add_all(DecisionRef(decision_seq=row.seq, ref=r) for r in sorted(all_refs))
     session.flush()

@@ -5,6 +5,7 @@ from alembic import context
 import crm.models  # noqa: F401  (registers the CRM tables)
 import inference.registry_models  # noqa: F401  (registers the model registry tables)
 import ledger.models  # noqa: F401  (registers the ledger tables)
+import rules.models  # noqa: F401  (registers the rule tables)
 from config.db import Base, get_engine
 
 connectable = context.config.attributes.get("connection")

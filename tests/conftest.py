@@ -36,11 +36,15 @@ socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
 
 
 def _reset_caches() -> None:
+    import sys
+
     from config.db import get_engine
     from config.settings import get_settings
 
     get_settings.cache_clear()
     get_engine.cache_clear()
+    if "agents.checkpointer" in sys.modules:  # shared checkpointers belong to the previous test's database
+        sys.modules["agents.checkpointer"].close_all()
 
 
 @pytest.fixture(autouse=True, scope="module")

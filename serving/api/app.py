@@ -1,4 +1,4 @@
-"""The FastAPI application: CRM records, proposals, privacy, import, decisions, search."""
+"""The FastAPI application: CRM records, proposals, privacy, import, decisions, search, the assistant, MCP."""
 
 from __future__ import annotations
 
@@ -7,26 +7,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 from serving.api import errors
-from serving.api.routes import decisions, imports, meta, privacy, proposals, records, search
+from serving.api.mcp import mcp_app
+from serving.api.routes import chat, decisions, imports, meta, pages, privacy, proposals, records, rules, search
 
 WEB = Path(__file__).resolve().parent / "web"
-
-
-@asynccontextmanager
-async def _follow_index(app: FastAPI) -> AsyncIterator[None]:
-    """Keep the search index in step with the outbox while the server runs (one index owner per process)."""
-    from retrieval.follower import IndexFollower
-
-    follower = IndexFollower()
-    app.state.index_status = follower.status
-    follower.start()
-    try:
-        yield
-    finally:
-        follower.stop()
 
 
 def create_app(*, follow_index: bool = False) -> FastAPI:
@@ -34,20 +21,40 @@ def create_app(*, follow_index: bool = False) -> FastAPI:
 
     ``follow_index`` runs the outbox follower in the server process (``crmind serve`` turns it on).
     """
+    mcp, mcp_lifespan = mcp_app()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """The MCP transport's task group, and (in the server) the one index owner of the process."""
+        follower = None
+        if follow_index:
+            from retrieval.follower import IndexFollower
+
+            follower = IndexFollower()
+            app.state.index_status = follower.status
+            follower.start()
+            # Open the conversation store now, outside any request's transaction (on PostgreSQL its first
+            # setup builds indexes CONCURRENTLY, which can't run inside one).
+            from agents.assistant.runner import default_assistant
+
+            app.state.assistant = default_assistant()
+        try:
+            async with mcp_lifespan():
+                yield
+        finally:
+            if follower is not None:
+                follower.stop()
+
     app = FastAPI(
-        lifespan=_follow_index if follow_index else None,
+        lifespan=lifespan,
         title="crmind",
         version="0.1.0",
         description="AI agent platform over your CRM. Every read is permission-filtered; every write is a "
         "proposal that a person approves; every decision is in the ledger.",
     )
     errors.install(app)
-
-    @app.get("/", include_in_schema=False)
-    def console() -> FileResponse:
-        """The web console: records, search, proposals to approve, and the decision record."""
-        return FileResponse(WEB / "index.html", media_type="text/html")
-
-    for module in (meta, records, proposals, privacy, imports, decisions, search):
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+    app.mount("/mcp", mcp, name="mcp")
+    for module in (meta, records, proposals, privacy, imports, decisions, search, chat, rules, pages):
         app.include_router(module.router)
     return app

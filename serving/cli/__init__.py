@@ -68,7 +68,13 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port")] = None,
     llm: Annotated[bool, typer.Option(help="Start the embedded llama.cpp engine if no LLM URL is set")] = True,
 ) -> None:
-    """Run the API server (and the embedded model engine and index follower)."""
+    """Run the API server (and the embedded model engine and index follower).
+
+    SIGTERM and SIGINT both shut down gracefully: uvicorn drains requests and stops the index follower,
+    then the engine crmind started is stopped, and the exit code says which signal it was (143, 130).
+    """
+    import signal
+
     import uvicorn
 
     from config.settings import get_settings
@@ -78,18 +84,27 @@ def serve(
     settings = get_settings()
     host, port = host or settings.api_host, port or settings.api_port
     port_is_free(host, port)  # before the engine starts, so a busy port costs nothing to report
-    run_migrations()
+    # uvicorn captures these signals while it serves and raises them again once it has shut down; with
+    # Python's default SIGTERM action that killed the process before the `finally` below could stop the engine.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_on_signal)
     engine_handle = None
-    if llm:
-        from inference.embedded import ensure_engine
-
-        engine_handle = ensure_engine(settings)
-        typer.echo(f"model engine: {engine_handle.base_url} serving {', '.join(engine_handle.models)}")
     try:
+        run_migrations()
+        if llm:
+            from inference.embedded import ensure_engine
+
+            engine_handle = ensure_engine(settings)
+            typer.echo(f"model engine: {engine_handle.base_url} serving {', '.join(engine_handle.models)}")
         uvicorn.run(create_app(follow_index=True), host=host, port=port, log_level="info")
     finally:
         if engine_handle is not None:
             engine_handle.stop()
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    """Turn SIGTERM / SIGINT into a normal exit, so cleanup in ``finally`` blocks runs."""
+    raise SystemExit(128 + signum)
 
 
 @app.command()
@@ -119,10 +134,10 @@ def erase(
     as_user: Annotated[str, typer.Option("--as", help="User id or email acting (manager or admin)")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
 ) -> None:
-    """Erase a contact's personal data from the CRM, its text and (through the outbox) the index."""
+    """Erase a contact's personal data from the CRM, its text, the assistant's conversations and the index."""
+    from agents.privacy import erase_contact
     from config.db import transaction
     from crm.auth import principal_for_user
-    from crm.privacy import erase_contact
 
     if not yes and not typer.confirm(f"Erase contact {contact_id}'s personal data? This cannot be undone"):
         raise typer.Exit(1)
@@ -140,9 +155,30 @@ def ledger_verify() -> None:
     with session_factory()() as session:
         result = verify(session)
     if result.ok:
-        typer.echo(f"ledger ok: {result.rows} rows, hash chain intact")
+        anchored = f", head anchored at seq {result.anchored_seq}" if result.anchored_seq else ""
+        typer.echo(f"ledger ok: {result.rows} rows, hash chain intact{anchored}")
         return
-    fail(f"ledger tampered at row seq={result.first_bad_seq}: {result.reason}")
+    where = f" at row seq={result.first_bad_seq}" if result.first_bad_seq is not None else ""
+    fail(f"ledger check failed{where}: {result.reason}")
+
+
+@ledger_app.command("anchor")
+def ledger_anchor(
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Anchor the current head (a ledger from before anchoring, or after a deliberate restore)."""
+    from config.db import get_engine, session_factory
+    from ledger import reanchor, verify
+
+    with session_factory()() as session:
+        chain = verify(session, check_anchor=False)
+    if not chain.ok:
+        fail(f"not anchoring: the chain is broken at row seq={chain.first_bad_seq}: {chain.reason}")
+    if not yes and not typer.confirm(f"Anchor the ledger's current head ({chain.rows} rows)? Rows removed from its "
+                                     "end before now can no longer be detected"):
+        raise typer.Exit(1)
+    anchor = reanchor(get_engine())
+    typer.echo(f"ledger anchored at seq {anchor.seq}" if anchor else "the ledger is empty; nothing to anchor")
 
 
 @ledger_app.command("show")
@@ -165,11 +201,15 @@ def _mount() -> None:
     from serving.cli.models import chat, models_app, serve_model
     from serving.cli.retrieval import app as retrieval_app
     from serving.cli.retrieval import eval_app
+    from serving.cli.rules import app as rules_app
+    from serving.cli.rules import eval_rules
 
     for command in retrieval_app.registered_commands:
         app.registered_commands.append(command)
     app.add_typer(eval_app, name="eval")
     app.add_typer(models_app, name="models")
+    app.add_typer(rules_app, name="rules")
+    eval_app.command("rules")(eval_rules)
     app.command("serve-model")(serve_model)
     app.command("chat")(chat)
 

@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 import typer
 
+from serving.cli.common import fail
+
 models_app = typer.Typer(help="Model registry: bases, adapters, champion, challenger.", no_args_is_help=True)
 
 Actor = Annotated[str, typer.Option(help="Who makes the change (recorded in the ledger).")]
@@ -173,7 +175,11 @@ def _start_vllm_from_registry(base: str, port: int | None, data_dir: Path):  # t
 
 
 def chat(
-    message: Annotated[str, typer.Argument(help="What to say to the model.")],
+    message: Annotated[str | None, typer.Argument(
+        help="What to say. With --as and no message: an interactive session.")] = None,
+    as_user: Annotated[str | None, typer.Option(
+        "--as", help="Talk to the CRM assistant as this user (email or id): cited answers, approvals at the prompt. "
+                     "Without it: one plain completion from the model.")] = None,
     thread: Annotated[str | None, typer.Option(help="Conversation id; the A/B router is sticky per thread.")] = None,
     base: Annotated[str | None, typer.Option(
         help="Base whose champion/challenger answer (default CRMIND_LLM_MODEL).")] = None,
@@ -181,11 +187,19 @@ def chat(
         help="Force a variant (evals and admins).")] = None,
     max_tokens: Annotated[int, typer.Option(min=1, max=4096, help="Token budget of the reply.")] = 256,
 ) -> None:
-    """One streamed completion through the gateway: A/B routed, budgeted, recorded in the ledger.
+    """Chat with the assistant (``--as``), or check the model path with one plain completion.
 
-    This checks the model path end to end (engine, router, gateway, ledger). It does not read the CRM:
-    the grounded assistant with citations is built on top of it in ``agents/``.
+    ``crmind chat --as rep@example.com`` is the rep's assistant in a terminal: it reads the CRM as that user,
+    cites its sources and proposes changes that you approve, edit or reject at the prompt. Without ``--as``,
+    one streamed completion goes through the gateway (A/B routed, budgeted, recorded in the ledger).
     """
+    if as_user is not None:
+        from serving.cli.assistant import chat_as
+
+        chat_as(as_user, message, thread)
+        return
+    if message is None:
+        fail("say something, or use --as <email> for an interactive session with the assistant")
     import uuid
 
     from config.db import transaction

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import schemathesis
@@ -14,7 +12,6 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TOKENS = {"rep": "tok-a-rep", "manager": "tok-a-manager", "support": "tok-a-support", "admin": "tok-admin"}
-_DIR = Path(tempfile.mkdtemp(prefix="crmind-fuzz-"))
 
 
 def _app():  # type: ignore[no-untyped-def]
@@ -42,28 +39,24 @@ def _schema_for(token: str) -> schemathesis.schemas.BaseSchema:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def fuzz_db() -> Iterator[None]:
+def fuzz_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     from config.db import get_engine, make_engine
     from config.settings import get_settings
     from crm.schema import migrate
     from tests.world import build_world
 
-    path = _DIR / "crm.db"
-    saved = {k: os.environ.get(k) for k in ("CRMIND_DATABASE_URL", "CRMIND_DATA_DIR")}
-    os.environ["CRMIND_DATABASE_URL"] = f"sqlite:///{path}"
-    os.environ["CRMIND_DATA_DIR"] = str(_DIR)
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    engine = make_engine(f"sqlite:///{path}")
-    migrate(engine)
-    build_world(engine)
-    yield
-    engine.dispose()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    folder = tmp_path_factory.mktemp("fuzz")  # pytest removes it, unlike a bare mkdtemp
+    path = folder / "crm.db"
+    with pytest.MonkeyPatch.context() as mp:  # restores the environment however the module ends
+        mp.setenv("CRMIND_DATABASE_URL", f"sqlite:///{path}")
+        mp.setenv("CRMIND_DATA_DIR", str(folder))
+        get_settings.cache_clear()
+        get_engine.cache_clear()
+        engine = make_engine(f"sqlite:///{path}")
+        migrate(engine)
+        build_world(engine)
+        yield
+        engine.dispose()
     get_settings.cache_clear()
     get_engine.cache_clear()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from inference.config import serving_config
@@ -48,7 +49,7 @@ def test_ledger_callback_writes_one_row_per_call_with_tokens_and_latency() -> No
     assert row["kind"] == "model_call" and row["model_id"] == "smollm2" and row["prompt"] == "answer@abc"
     assert row["thread_id"] == "t1" and row["output"]["variant"] == "champion"
     assert row["output"]["text"] == "hello there" and row["input_summary"] == "hi"
-    assert row["latency_ms"] >= 0
+    assert row["latency_ms"] > 0 and row["latency_ms"] < 60_000  # a measured duration, in milliseconds
 
 
 def test_failed_call_is_recorded_too() -> None:
@@ -59,8 +60,6 @@ def test_failed_call_is_recorded_too() -> None:
         def _call(self, *args: Any, **kwargs: Any) -> str:
             raise TimeoutError("engine too slow")
 
-    try:
+    with pytest.raises(TimeoutError):
         Boom(responses=["x"], callbacks=[callback]).invoke("hi")
-    except TimeoutError:
-        pass
     assert len(rows) == 1 and "engine too slow" in rows[0]["output"]["error"]

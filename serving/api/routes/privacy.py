@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import BaseModel
 
-from crm.privacy import erase_contact, export_contact
+from agents.privacy import erase_contact
+from crm.privacy import export_contact
 from serving.api.deps import CurrentPrincipal, SessionDep
 from serving.api.errors import COMMON_RESPONSES, ErrorBody
 from serving.api.routing import StrictQueryRoute
@@ -32,6 +33,7 @@ class EraseResult(BaseModel):
     contact_id: int
     activities_scrubbed: int
     cases_scrubbed: int
+    conversations_scrubbed: int = 0
 
 
 @router.get("/{contact_id}/export", response_model=ContactExport, summary="Data-subject export")
@@ -45,7 +47,7 @@ def export(contact_id: ContactId, principal: CurrentPrincipal, session: SessionD
 @router.post("/{contact_id}/erase", response_model=EraseResult, summary="Data-subject erase",
              responses={409: {"model": ErrorBody, "description": "Already erased"}})
 def erase(contact_id: ContactId, principal: CurrentPrincipal, session: SessionDep) -> dict[str, Any]:
-    """Remove personal data from the CRM and its text, and queue removal from the search index."""
+    """Remove personal data from the CRM, its text and the assistant's conversations; queue removal from the index."""
     result = erase_contact(session, principal, contact_id)
     session.commit()
     return result

@@ -1,0 +1,411 @@
+"""The rep's assistant: begin turn -> model <-> tools (-> approval interrupts) -> answer with checked citations.
+
+```
+START -> begin_turn -> agent -> tools -> agent ... -> finalize -> END
+                         |        '-> approve (interrupt, once per proposal) -> agent
+                         '-> give_up (step limit, failing tools, model unavailable) -> END
+```
+Export: ``graph`` (compiled, no checkpointer: for ``langgraph.json``) and ``build_graph(checkpointer=...)``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, Literal
+
+import httpx
+from langchain_core.exceptions import OutputParserException
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    AnyMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+    message_chunk_to_message,
+)
+from langchain_core.runnables import Runnable
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+from pydantic import ValidationError
+
+import ledger
+from agents.assistant.citations import Checked, check, link
+from agents.assistant.context import Context
+from agents.assistant.intent import allowed_tools
+from agents.assistant.language import LANGUAGE_NAMES, answer_language
+from agents.assistant.state import Decision, InputState, State
+from agents.assistant.tools import TOOL_SCHEMAS, TOOLS_BY_NAME, Refused, ToolEnv, ToolResult
+from agents.errors import AgentError, ThreadNotFound, ToolInputError
+from config.db import transaction
+from config.errors import CrmindError
+from config.objects import ref
+from crm.errors import InvalidInput
+from crm.proposals import approve as approve_proposal
+from crm.proposals import get_proposal, proposal_view
+from crm.proposals import reject as reject_proposal
+from prompts.loader import load_prompt
+
+SYSTEM = load_prompt("assistant_system")
+TURN_NOTE = load_prompt("assistant_turn")
+# Built once: the same object, the same bytes, first in every model call (KV-cache reuse on llama.cpp).
+SYSTEM_MESSAGE = SystemMessage(content=SYSTEM.render())
+
+# A rep message this short with no request of its own answers the assistant's question ("the CNY one", "yes"), so
+# it keeps the change the rep asked for in the turn before; it never adds one.
+SHORT_REPLY_CHARS = 40
+COULD_NOT = {
+    "en": "I couldn't complete this: {reason}. I won't guess an answer; please rephrase or narrow the question.",
+    "zh": "抱歉，这次没能完成：{reason}。我不会猜测答案，请换个说法或缩小问题范围。",
+}
+REASONS = {
+    "step_limit": {"en": "it needed more steps than a turn allows", "zh": "所需步骤超出了单轮上限"},
+    "tool_failures": {"en": "too many of my lookups failed", "zh": "多次调用工具失败"},
+    "model_error": {"en": "the language model is not available right now", "zh": "语言模型暂时不可用"},
+    "empty_answer": {"en": "the model gave no answer", "zh": "模型没有给出回答"},
+}
+
+
+# ---------------------------------------------------------------- helpers
+def _ctx(runtime: Runtime[Context]) -> Context:
+    if runtime.context is None:
+        raise AgentError("the assistant runs with a Context that names the caller's principal")
+    return runtime.context
+
+
+def text_of(message: AnyMessage) -> str:
+    """A message's text (content blocks joined)."""
+    content = message.content
+    if isinstance(content, str):
+        return content
+    return "".join(b if isinstance(b, str) else str(b.get("text", "")) for b in content)
+
+
+def rep_message(state: State) -> str:
+    """The rep's latest message."""
+    for message in reversed(state.messages):
+        if isinstance(message, HumanMessage):
+            return text_of(message)
+    return ""
+
+
+def as_data(source: str, payload: Any) -> str:
+    """Tool output wrapped as data; ``<`` is escaped so record text cannot close the wrapper."""
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).replace("<", "\\u003c")
+    return f'<data source="{source}">\n{body}\n</data>'
+
+
+def as_error(tool: str, message: str, retry: bool) -> str:
+    """A tool error for the model: what went wrong, and whether correcting the call can help."""
+    hint = "Correct the call or ask the rep." if retry else "Do not call it again for this; tell the rep."
+    return f'<error tool="{tool}">{message.replace("<", "‹")}</error>\n{hint}'
+
+
+def _is_model_failure(exc: Exception) -> bool:
+    """Errors a model call can fail with (engine down, timeout, unparsable output), not programming errors."""
+    openai = sys.modules.get("openai")
+    return isinstance(exc, CrmindError | httpx.HTTPError | TimeoutError | OutputParserException) or (
+        openai is not None and isinstance(exc, openai.OpenAIError))
+
+
+def _answer_row(ctx: Context, state: State, text: str, *, citations: list[str], stripped: list[str],
+                grounded: bool, stop_reason: str | None = None) -> str:
+    with transaction(ctx.engine) as session:
+        row = ledger.append(session, kind="agent_answer", actor="assistant", parent_id=state.turn_id,
+                            thread_id=ctx.thread_id, input_summary=text[:2000],
+                            output={"text": text, "citations": citations, "stripped": stripped, "grounded": grounded,
+                                    "language": state.language, "stop_reason": stop_reason},
+                            evidence=citations, model_id=state.model_id, prompt=SYSTEM.ref)
+    return row.id
+
+
+# ---------------------------------------------------------------- nodes
+def begin_turn(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Start a turn: check the owner, read the rep's language and write intent (in code), open the ledger turn."""
+    ctx = _ctx(runtime)
+    p = ctx.principal
+    if not state.messages or not isinstance(state.messages[-1], HumanMessage):
+        raise AgentError("a turn starts with the rep's message")
+    if state.owner_id is not None and state.owner_id != p.user_id:
+        raise ThreadNotFound("conversation not found")
+    text = rep_message(state)
+    language = answer_language(text)
+    allowed = allowed_tools(text)
+    if not allowed and len(text) <= SHORT_REPLY_CHARS:  # "the first one", "yes, do it": answering our question
+        allowed = list(state.allowed_writes)
+    now = ctx.now()
+    with transaction(ctx.engine) as session:
+        row = ledger.append(session, kind="agent_turn", actor=p.actor, thread_id=ctx.thread_id,
+                            input_summary=text, output={"language": language, "allowed_writes": allowed},
+                            prompt=SYSTEM.ref)
+    note = SystemMessage(content=TURN_NOTE.render(
+        today=now.date().isoformat(), weekday=now.strftime("%A"), rep=f"{p.name or p.actor} ({p.actor})",
+        language=LANGUAGE_NAMES[language]))
+    return {"messages": [note], "owner_id": p.user_id, "turn_id": row.id, "language": language,
+            "allowed_writes": allowed, "evidence": [], "pending": [], "rejected": [], "approval_error": None,
+            "failures": 0, "model_calls": 0, "proposals_made": 0, "stop_reason": None, "grounded": None,
+            "citations": [], "model_id": None}
+
+
+def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """One model call: the fixed prefix (system prompt + tool schemas), then the conversation."""
+    ctx = _ctx(runtime)
+    if state.model_calls >= ctx.max_model_calls:
+        return {"stop_reason": "step_limit"}
+    model = ctx.chat_model(state.turn_id, SYSTEM.ref)
+    model_id = getattr(model, "model_name", None) or type(model).__name__
+    bound = model.bind_tools(list(TOOL_SCHEMAS), tool_choice="auto")
+    try:
+        reply = _streamed(bound, [SYSTEM_MESSAGE, *state.messages], runtime)
+    except Exception as exc:
+        if not _is_model_failure(exc):
+            raise
+        return {"stop_reason": "model_error", "model_calls": state.model_calls + 1, "model_id": model_id}
+    return {"messages": [reply], "model_calls": state.model_calls + 1, "model_id": model_id}
+
+
+def _streamed(bound: Runnable[Any, Any], messages: list[AnyMessage], runtime: Runtime[Context]) -> AIMessage:
+    """Call the model streaming: text pieces go out as ``token`` events (a draft), the whole reply is returned."""
+    full: AIMessageChunk | None = None
+    for chunk in bound.stream(messages):
+        full = chunk if full is None else full + chunk
+        piece = text_of(chunk)
+        if piece and not full.tool_call_chunks:
+            runtime.stream_writer({"type": "token", "text": piece})
+    if full is None:
+        raise AgentError("the model returned nothing")
+    reply = message_chunk_to_message(full)
+    if not isinstance(reply, AIMessage):
+        raise AgentError(f"the model returned a {type(reply).__name__}")
+    return reply
+
+
+def run_tools(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Run the model's tool calls as the caller; write tools need the rep's request and leave proposals pending."""
+    ctx = _ctx(runtime)
+    last = state.messages[-1]
+    if not isinstance(last, AIMessage) or not (last.tool_calls or last.invalid_tool_calls):
+        raise AgentError("the tools step needs a model reply with tool calls")
+    message = rep_message(state)
+    evidence, pending = list(state.evidence), list(state.pending)
+    failures, made = state.failures, state.proposals_made
+    replies: list[ToolMessage] = []
+    for i, call in enumerate(last.tool_calls):
+        name, call_id, raw = call["name"], call.get("id") or f"call_{i}", call.get("args") or {}
+        started = time.perf_counter()
+        try:
+            result = _run_one(ctx, state, name, call_id, raw, i, message, evidence, made, started)
+        except (ValidationError, CrmindError) as exc:
+            failures += 1
+            error, retry = _explain(exc)
+            _record_call(ctx, state, name, raw, started, ok=False, error=error)
+            replies.append(ToolMessage(content=as_error(name, error, retry), tool_call_id=call_id, name=name,
+                                       status="error"))
+            runtime.stream_writer({"type": "tool_step", "tool": name, "args": raw, "ok": False, "summary": error,
+                                   "refs": []})
+            continue
+        evidence += [r for r in result.refs if r not in evidence]
+        runtime.stream_writer({"type": "tool_step", "tool": name, "args": raw, "ok": True,
+                               "summary": result.summary, "refs": result.refs[:50]})
+        if result.proposal_id is not None:
+            made += 1
+            pending.append({"proposal_id": result.proposal_id, "tool_call_id": call_id, "tool": name,
+                            "target": result.target})
+        else:
+            replies.append(ToolMessage(content=as_data(name, result.data), tool_call_id=call_id, name=name))
+    for i, bad in enumerate(last.invalid_tool_calls):  # arguments that did not parse (e.g. cut off at max_tokens)
+        failures += 1
+        name = bad.get("name") or "unknown"
+        error = f"the arguments are not valid JSON ({bad.get('error') or 'cut off?'})"
+        _record_call(ctx, state, name, {"raw": bad.get("args")}, time.perf_counter(), ok=False, error=error)
+        replies.append(ToolMessage(content=as_error(name, error, True), tool_call_id=bad.get("id") or f"invalid_{i}",
+                                   name=name, status="error"))
+    stop = "tool_failures" if failures > ctx.max_failed_calls else None
+    return {"messages": replies, "evidence": evidence, "pending": pending, "failures": failures,
+            "proposals_made": made, "stop_reason": stop}
+
+
+def _run_one(ctx: Context, state: State, name: str, call_id: str, raw: dict[str, Any], index: int, message: str,
+             evidence: list[str], made: int, started: float) -> ToolResult:
+    tool = TOOLS_BY_NAME.get(name)
+    if index >= ctx.max_calls_per_step:
+        raise Refused(f"at most {ctx.max_calls_per_step} tool calls per reply; call the rest after these results")
+    if tool is None:
+        raise ToolInputError(f"there is no tool '{name}'; the tools are {', '.join(TOOLS_BY_NAME)}")
+    args = tool.args.model_validate(raw)
+    if tool.writes and name not in state.allowed_writes:
+        raise Refused("the rep's message did not ask for this change, so it is not proposed. Answer what the rep "
+                      "asked; you may offer the change in words")
+    if tool.writes and made >= ctx.max_proposals:
+        raise Refused(f"at most {ctx.max_proposals} changes per turn; the assistant makes no bulk changes")
+    with transaction(ctx.engine) as session:
+        env = ToolEnv(session=session, principal=ctx.principal, now=ctx.now(), thread_id=ctx.thread_id,
+                      turn_id=state.turn_id, tool_call_id=call_id, message=message, evidence=evidence,
+                      rejected=frozenset(state.rejected), search=ctx.search)
+        result = tool.run(env, args)
+        ledger.append(session, kind="tool_call", actor="assistant", parent_id=state.turn_id, thread_id=ctx.thread_id,
+                      input_summary=f"{name} {json.dumps(raw, ensure_ascii=False, default=str)}"[:2000],
+                      output={"ok": True, "summary": result.summary, "proposal_id": result.proposal_id,
+                              "retrieval_decision": result.retrieval_decision},
+                      evidence=result.refs[:200], latency_ms=(time.perf_counter() - started) * 1000)
+    return result
+
+
+def _explain(exc: Exception) -> tuple[str, bool]:
+    """A message the model can act on, and whether a corrected call can succeed."""
+    if isinstance(exc, ValidationError):
+        parts = [f"{'.'.join(str(x) for x in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()[:5]]
+        return "invalid arguments: " + "; ".join(parts), True
+    message = getattr(exc, "message", str(exc))
+    return message, not isinstance(exc, Refused)
+
+
+def _record_call(ctx: Context, state: State, name: str, raw: dict[str, Any], started: float, *, ok: bool,
+                 error: str) -> None:
+    with transaction(ctx.engine) as session:
+        ledger.append(session, kind="tool_call", actor="assistant", parent_id=state.turn_id, thread_id=ctx.thread_id,
+                      input_summary=f"{name} {json.dumps(raw, ensure_ascii=False, default=str)}"[:2000],
+                      output={"ok": ok, "error": error[:1000]}, latency_ms=(time.perf_counter() - started) * 1000)
+
+
+def approve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Put the first pending proposal in front of the rep (``interrupt``), then apply or reject it.
+
+    The node runs again from the top when resumed, so nothing before ``interrupt`` has side effects. A proposal
+    already decided elsewhere (``/v1/proposals``) is not asked about again.
+    """
+    ctx = _ctx(runtime)
+    p = ctx.principal
+    item, rest = state.pending[0], state.pending[1:]
+    with transaction(ctx.engine) as session:
+        proposal = get_proposal(session, p, item["proposal_id"])
+        shown, status, needs_manager = proposal_view(p, proposal), proposal.status, proposal.requires_human
+    decision: Decision | None = None
+    error: str | None = None
+    if status == "pending" and not needs_manager:
+        raw = interrupt({"proposal": shown, "tool": item["tool"], "error": state.approval_error})
+        try:
+            decision = Decision.model_validate(raw)
+        except ValidationError as exc:
+            return {"approval_error": _explain(exc)[0]}
+        if decision.proposal_id not in (None, item["proposal_id"]):
+            return {"approval_error": f"proposal {decision.proposal_id} is not the one waiting; "
+                                      f"decide on proposal {item['proposal_id']}"}
+        try:
+            with transaction(ctx.engine) as session:
+                if decision.action == "reject":
+                    proposal = reject_proposal(session, p, item["proposal_id"], decision.reason)
+                else:
+                    proposal = approve_proposal(session, p, item["proposal_id"],
+                                                edits=decision.edits if decision.action == "edit" else None)
+                shown, status = proposal_view(p, proposal), proposal.status
+        except InvalidInput as exc:  # an edit that does not validate: ask again, saying why
+            return {"approval_error": exc.message}
+        except CrmindError as exc:  # stale record, decided concurrently, not allowed
+            error = exc.message
+    outcome: dict[str, Any] = {"proposal": item["proposal_id"], "status": status}
+    if error:
+        outcome["status"], outcome["error"] = "not applied", error
+    elif status == "applied":
+        outcome["edited"] = bool(decision and decision.action == "edit")
+        outcome["changes"] = shown["changes"]
+        outcome["record"] = ref(shown["object_type"], shown["record_id"])
+    elif status == "rejected":
+        outcome["reason"] = decision.reason if decision else ""
+    elif status == "pending":
+        outcome["status"] = "waiting for a manager's approval"
+    note = {"applied": "Applied. Confirm it to the rep.",
+            "rejected": "The rep rejected this change. Do not propose it again in this turn."}.get(status, "")
+    content = as_data("approval", outcome) + (f"\n{note}" if note and not error else "")
+    reply = ToolMessage(content=content, tool_call_id=item["tool_call_id"], name=item["tool"],
+                        status="error" if error else "success")
+    refs = [f"proposal:{item['proposal_id']}"] + (
+        [outcome["record"]] if outcome.get("record") and shown["record_id"] else [])
+    runtime.stream_writer({"type": "tool_step", "tool": item["tool"], "args": {}, "ok": not error,
+                           "summary": f"proposal:{item['proposal_id']} {outcome['status']}", "refs": refs})
+    rejected = state.rejected + ([item["target"]] if status == "rejected" and item.get("target") else [])
+    return {"messages": [reply], "pending": rest, "rejected": rejected, "approval_error": None,
+            "evidence": state.evidence + [r for r in refs if r not in state.evidence]}
+
+
+def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Check the answer's citations against this turn's evidence, strip unknown ones, record the answer."""
+    ctx = _ctx(runtime)
+    last = state.messages[-1]
+    if not isinstance(last, AIMessage):
+        raise AgentError("finalize needs the model's answer")
+    checked = check(text_of(last), state.evidence)
+    if not checked.text:  # nothing left once unknown citations are stripped
+        checked = Checked(COULD_NOT[state.language].format(reason=REASONS["empty_answer"][state.language]), [],
+                          checked.stripped)
+    turn_answer = _answer_row(ctx, state, checked.text, citations=checked.citations, stripped=checked.stripped,
+                              grounded=checked.grounded)
+    for cited in checked.citations:
+        runtime.stream_writer({"type": "citation", "ref": cited, "link": link(cited)})
+    runtime.stream_writer({"type": "answer", "text": checked.text, "citations": checked.citations,
+                           "stripped": checked.stripped, "grounded": checked.grounded, "language": state.language,
+                           "turn_id": state.turn_id, "decision_id": turn_answer})
+    return {"messages": [last.model_copy(update={"content": checked.text})], "grounded": checked.grounded,
+            "citations": checked.citations}
+
+
+def give_up(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """An honest "I couldn't", in the rep's language; never a made-up answer."""
+    ctx = _ctx(runtime)
+    reason = state.stop_reason or "step_limit"
+    text = COULD_NOT[state.language].format(reason=REASONS[reason][state.language])
+    decision = _answer_row(ctx, state, text, citations=[], stripped=[], grounded=False, stop_reason=reason)
+    runtime.stream_writer({"type": "answer", "text": text, "citations": [], "stripped": [], "grounded": False,
+                           "language": state.language, "turn_id": state.turn_id, "decision_id": decision})
+    return {"messages": [AIMessage(content=text)], "grounded": False, "citations": [], "stop_reason": reason}
+
+
+# ---------------------------------------------------------------- routing
+def route_model(state: State) -> Literal["tools", "finalize", "give_up"]:
+    """After a model call: run its tool calls, or check its answer, or stop."""
+    if state.stop_reason:
+        return "give_up"
+    last = state.messages[-1]
+    if not isinstance(last, AIMessage):
+        raise AgentError(f"expected the model's reply after the agent step, got {type(last).__name__}")
+    return "tools" if last.tool_calls or last.invalid_tool_calls else "finalize"
+
+
+def route_tools(state: State) -> Literal["approve", "agent", "give_up"]:
+    """After tools (or an approval): ask about the next proposal, stop, or let the model continue."""
+    if state.pending:
+        return "approve"
+    if state.stop_reason:
+        return "give_up"
+    last = state.messages[-1]
+    if not isinstance(last, ToolMessage):
+        raise AgentError(f"expected tool results before the next model call, got {type(last).__name__}")
+    return "agent"
+
+
+# ---------------------------------------------------------------- the graph
+def build_graph(checkpointer: BaseCheckpointSaver[Any] | None = None) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """Compile the assistant; give a checkpointer to keep conversations (and pending approvals) across runs."""
+    builder = StateGraph(State, input_schema=InputState, context_schema=Context)
+    builder.add_node("begin_turn", begin_turn)
+    builder.add_node("agent", call_model)
+    builder.add_node("tools", run_tools)
+    builder.add_node("approve", approve)
+    builder.add_node("finalize", finalize)
+    builder.add_node("give_up", give_up)
+    builder.add_edge(START, "begin_turn")
+    builder.add_edge("begin_turn", "agent")
+    builder.add_conditional_edges("agent", route_model)
+    builder.add_conditional_edges("tools", route_tools)
+    builder.add_conditional_edges("approve", route_tools)
+    builder.add_edge("finalize", END)
+    builder.add_edge("give_up", END)
+    return builder.compile(checkpointer=checkpointer, name="crmind-assistant")
+
+
+graph = build_graph()

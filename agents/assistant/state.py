@@ -1,0 +1,94 @@
+"""The assistant's state: a narrow input (the conversation) extended by per-turn bookkeeping.
+
+Per-turn fields are reset when a new rep message starts a turn; nodes run one after another, so each returns
+the field's new value (no reducers besides ``add_messages``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph import add_messages
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from agents.assistant.language import Language
+
+
+@dataclass
+class InputState:
+    """What a caller sends: the new message(s) of the conversation."""
+
+    messages: Annotated[Sequence[AnyMessage], add_messages] = field(default_factory=list)
+    """The conversation: rep messages, crmind's turn notes, model replies and tool results."""
+
+
+@dataclass
+class State(InputState):
+    """The full state kept in the checkpoint between turns and across approvals."""
+
+    owner_id: int | None = None
+    """The user the conversation belongs to; nobody else may read or resume it."""
+
+    turn_id: str | None = None
+    """Ledger id of the current turn's root row; every row of the turn hangs under it."""
+
+    language: Language = "en"
+    """The rep's language in this turn (the answer is written in it)."""
+
+    allowed_writes: list[str] = field(default_factory=list)
+    """Write tools the rep's own message asked for (checked in code; record text can never add to it)."""
+
+    evidence: list[str] = field(default_factory=list)
+    """Every record and chunk reference a tool returned in this turn: what an answer may cite."""
+
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    """Proposals waiting for the rep: proposal id, the tool call that made it, tool name and target."""
+
+    rejected: list[str] = field(default_factory=list)
+    """Tool targets the rep rejected in this turn; the same change is refused until the next turn."""
+
+    approval_error: str | None = None
+    """Why the rep's last decision could not be applied (an invalid edit), shown when asking again."""
+
+    failures: int = 0
+    """Failed or refused tool calls in this turn (bounded: then an honest "I couldn't")."""
+
+    model_calls: int = 0
+    """Model calls in this turn (bounded)."""
+
+    proposals_made: int = 0
+    """Proposals made in this turn (bounded: no bulk changes through the assistant)."""
+
+    stop_reason: str | None = None
+    """Set when the turn must end without a model answer (step limit, model unavailable)."""
+
+    model_id: str | None = None
+    """The model that answered in this turn (recorded with the answer)."""
+
+    grounded: bool | None = None
+    """Whether the final answer cites something retrieved in this turn."""
+
+    citations: list[str] = field(default_factory=list)
+    """The checked citations of the final answer."""
+
+
+class Decision(BaseModel):
+    """The rep's answer to a proposal: ``Command(resume=Decision(...).model_dump())``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["approve", "edit", "reject"]
+    edits: dict[str, Any] = Field(default_factory=dict, description="New values of proposed fields (action edit)")
+    reason: str = Field("", max_length=1000, description="Why (rejections are told to the model)")
+    proposal_id: int | None = Field(None, description="The proposal decided on; refused if another is pending")
+
+    @model_validator(mode="after")
+    def _edits_go_with_edit(self) -> Decision:
+        if self.action == "edit" and not self.edits:
+            raise ValueError("an edit needs the new values in 'edits'")
+        if self.action != "edit" and self.edits:
+            raise ValueError("edits go with action 'edit'")
+        return self

@@ -1,0 +1,216 @@
+"""The chain's head, checkpointed outside the database: a keyed MAC of (seq, hash) in a file.
+
+The hash chain alone shows an edited or removed row in the middle, but not a removed tail, a database
+restored from an older copy, or a chain rewritten from scratch: each of those still links up. The anchor
+remembers the last committed head; verify then checks that the table still holds that row with that hash.
+
+- The anchor advances after every commit that appended rows, only forward, and only while the row it
+  names still has its hash, so once the chain was rolled back or replaced the anchor stays on the old
+  head and verify keeps failing until an operator re-anchors (``crmind ledger anchor``).
+- A first anchor is written by itself only for a new ledger (the commit that wrote its first row); an
+  existing ledger without one is anchored by ``crmind ledger anchor`` after a clean verify.
+- The MAC key is ``CRMIND_LEDGER_ANCHOR_KEY`` or a random key in the anchor folder; without the key the
+  anchor cannot be forged, only deleted or replaced by an older anchor file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event, select
+from sqlalchemy.orm import Session
+
+from config.settings import get_settings
+from ledger.models import Decision
+
+log = logging.getLogger(__name__)
+_PENDING = "ledger_anchor"  # session.info key: this transaction appended (value: it wrote the genesis row)
+
+
+class AnchorError(Exception):
+    """The anchor file exists but cannot be trusted (bad MAC, unreadable)."""
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The last head checkpointed for one database."""
+
+    database: str
+    seq: int
+    hash: str
+    written_at: str
+
+
+def database_identity(engine: Engine) -> str:
+    """Which database a ledger lives in (no password): one anchor file per database."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return "sqlite:" + str(Path(url.database or ":memory:").resolve())
+    # The driver is not part of the identity: postgresql:// and postgresql+psycopg:// name one database.
+    return url.set(drivername=url.get_backend_name(), password=None).render_as_string(hide_password=True)
+
+
+def anchor_dir() -> Path:
+    """The configured anchor folder (default ``<data_dir>/ledger-anchor``)."""
+    s = get_settings()
+    return Path(s.ledger_anchor_dir) if s.ledger_anchor_dir else Path(s.data_dir) / "ledger-anchor"
+
+
+def anchor_path(engine: Engine) -> Path:
+    """The anchor file of ``engine``'s database."""
+    digest = hashlib.sha256(database_identity(engine).encode()).hexdigest()[:16]
+    return anchor_dir() / f"{digest}.json"
+
+
+def _key() -> bytes:
+    configured = get_settings().ledger_anchor_key
+    if configured:
+        return configured.encode()
+    path = anchor_dir() / "anchor.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another process may be between creating the file and writing the key
+            key = path.read_bytes().strip()
+            if key:
+                return key
+            time.sleep(0.01)
+        raise AnchorError(f"the ledger anchor key {path} is empty") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+        f.flush()
+        os.fsync(f.fileno())
+    return path.read_bytes().strip()
+
+
+def _mac(database: str, seq: int, head: str) -> str:
+    body = json.dumps({"database": database, "seq": seq, "hash": head}, sort_keys=True).encode()
+    return hmac.new(_key(), body, hashlib.sha256).hexdigest()
+
+
+def read_anchor(engine: Engine) -> Anchor | None:
+    """The anchor of ``engine``'s database, None if there is none; ``AnchorError`` if it was altered."""
+    path = anchor_path(engine)
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+        anchor = Anchor(database=data["database"], seq=int(data["seq"]), hash=str(data["hash"]),
+                        written_at=str(data.get("written_at", "")))
+        mac = str(data["mac"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise AnchorError(f"the ledger anchor {path} is unreadable ({exc})") from None
+    if anchor.database != database_identity(engine) or not hmac.compare_digest(
+            mac, _mac(anchor.database, anchor.seq, anchor.hash)):
+        raise AnchorError(f"the ledger anchor {path} does not carry a valid MAC (altered, or another key)")
+    return anchor
+
+
+def _write(engine: Engine, seq: int, head: str) -> Anchor:
+    path = anchor_path(engine)
+    database = database_identity(engine)
+    anchor = Anchor(database=database, seq=seq, hash=head, written_at=datetime.now(UTC).isoformat())
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with tmp.open("w") as f:
+        json.dump({**anchor.__dict__, "mac": _mac(database, seq, head)}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return anchor
+
+
+@contextmanager
+def _locked(engine: Engine) -> Iterator[None]:
+    """One anchor writer at a time across processes (API workers, CLI, follower)."""
+    path = anchor_path(engine)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _head(engine: Engine) -> tuple[int, str] | None:
+    with Session(engine) as s:
+        row = s.execute(select(Decision.seq, Decision.hash).order_by(Decision.seq.desc()).limit(1)).first()
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
+def _hash_at(engine: Engine, seq: int) -> str | None:
+    with Session(engine) as s:
+        return s.scalar(select(Decision.hash).where(Decision.seq == seq))
+
+
+def advance(engine: Engine, *, new_ledger: bool = False) -> Anchor | None:
+    """Move the anchor to the committed head, if the anchored row is still intact; returns the anchor kept.
+
+    ``new_ledger``: the caller's commit wrote the chain's first row, so a missing anchor may be created.
+    """
+    with _locked(engine):
+        current = read_anchor(engine)
+        head = _head(engine)
+        if head is None:
+            return current
+        if current is None:
+            return _write(engine, *head) if new_ledger else None
+        if head[0] <= current.seq:
+            return current
+        if _hash_at(engine, current.seq) != current.hash:
+            log.error("ledger anchor kept at seq %s: that row was removed or changed (tail removed, database "
+                      "restored or chain replaced); run `crmind ledger verify`", current.seq)
+            return current
+        return _write(engine, *head)
+
+
+def reanchor(engine: Engine) -> Anchor | None:
+    """Anchor the current head unconditionally (an operator's decision after a deliberate restore).
+
+    The previous anchor file is kept beside it, renamed with the time, for the audit trail.
+    """
+    with _locked(engine):
+        path = anchor_path(engine)
+        if path.exists():
+            os.replace(path, path.with_suffix(f".replaced-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"))
+        head = _head(engine)
+        return None if head is None else _write(engine, *head)
+
+
+def mark_appended(session: Session, *, genesis: bool) -> None:
+    """Called by ``append``: advance the anchor once this session's transaction commits."""
+    session.info[_PENDING] = bool(session.info.get(_PENDING)) or genesis
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    if _PENDING not in session.info:
+        return
+    new_ledger = session.info.pop(_PENDING)
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    try:
+        advance(engine, new_ledger=new_ledger)
+    except (OSError, AnchorError):
+        # The commit stands; verify reports the anchor's problem. A crash here only leaves the anchor behind.
+        log.exception("could not advance the ledger anchor")
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    if not session.in_transaction():
+        session.info.pop(_PENDING, None)
