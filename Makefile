@@ -57,7 +57,7 @@ vllm-env:
 	inference/vllm_env.sh .venv-vllm
 
 test-vllm: install vllm-env
-	$(PY) -m pytest tests/integration/test_llm_vllm.py -m integration
+	$(PY) -m pytest tests/integration/test_inference_vllm.py -m integration
 
 bench-serving: install
 	$(PY) -m benchmarks.serving --engine llamacpp

@@ -6,7 +6,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from inference.errors import UnknownModel
+from inference.errors import MissingModelPart, UnknownModel
 from inference.parts import SplitGGUF, assemble, missing_parts, split_gguf
 
 
@@ -42,6 +42,16 @@ class BaseModel:
             return not missing_parts(self.split)
         return importlib.util.find_spec(self.package) is not None
 
+    def require_installed(self) -> None:
+        """Raise a clear error (naming the missing packages) unless this base is installed."""
+        if self.split is not None:
+            if missing := missing_parts(self.split):
+                names = ", ".join(p.distribution for p in missing)
+                raise MissingModelPart(f"The model {self.name!r} is missing part packages: {names}. Install them: "
+                                       f"pip install {' '.join(self.split.requirements())}")
+        elif not self.installed():
+            raise UnknownModel(f"Base model {self.name!r} needs the package {self.package!r}; install it.")
+
     def gguf_path(self, data_dir: Path | None = None, *, progress: bool = True) -> Path:
         """Absolute path of the GGUF; a split base is assembled and verified into ``data_dir`` on first use.
 
@@ -56,8 +66,7 @@ class BaseModel:
                 data_dir = Path(get_settings().data_dir)
             dest = Path(data_dir).resolve() / "models" / f"{self.name}.gguf"
             return assemble(self.split, dest, name=self.name, progress=progress)
-        if not self.installed():
-            raise UnknownModel(f"Base model {self.name!r} needs the package {self.package!r}; install it.")
+        self.require_installed()
         # Locate the package without importing it: weight packages may import heavy plugins on import.
         spec = importlib.util.find_spec(self.package)
         assert spec is not None and spec.submodule_search_locations

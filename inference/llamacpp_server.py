@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import math
 import os
@@ -98,7 +99,8 @@ class GrammarLastSampler:
         self.chain.close()
 
     def __del__(self) -> None:
-        self.close()
+        with contextlib.suppress(Exception):  # at interpreter exit llama.cpp's functions may be gone
+            self.close()
 
 
 def check_grammar_last() -> None:

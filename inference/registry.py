@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import ledger
-from inference.bases import available_bases, get_base
+from inference.bases import KNOWN_BASES, available_bases, get_base
 from inference.errors import RegistryError, UnknownModel
 from inference.registry_models import Deployment, RegisteredModel
 
@@ -55,7 +55,8 @@ def list_models(session: Session, *, base: str | None = None) -> list[Registered
 def get_deployment(session: Session, base: str) -> Deployment:
     """Champion/challenger state of ``base``."""
     dep = session.get(Deployment, base)
-    if dep is None and base in {b.name for b in available_bases()}:
+    if dep is None and base in {b.name for b in KNOWN_BASES}:
+        get_base(base).require_installed()  # a default model whose packages are missing says which
         ensure_bases(session)
         dep = session.get(Deployment, base)
     if dep is None:

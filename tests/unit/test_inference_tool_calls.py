@@ -282,3 +282,29 @@ def test_a_tool_calling_turn_is_sent_to_llamacpp_with_empty_text_not_null() -> N
     sent = chat_model("qwen2.5-0.5b", engine="llamacpp", record=False)._get_request_payload(history)
     assert sent["messages"][1]["content"] == "" and sent["messages"][1]["tool_calls"][0]["id"] == "call_1"
     assert chat_model("m", engine="vllm", record=False)._get_request_payload(history)["messages"][1]["content"] is None
+
+
+def test_async_invoke_and_stream_parse_tool_calls_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from langchain_openai import ChatOpenAI
+
+    async def agenerate(self: ScriptedEngine, messages: Any, stop: Any = None, run_manager: Any = None,
+                        **kwargs: Any) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self.reply))])
+
+    async def astream(self: ScriptedEngine, messages: Any, stop: Any = None, run_manager: Any = None,
+                      **kwargs: Any) -> Any:
+        for chunk in self._scripted():
+            yield chunk
+
+    monkeypatch.setattr(ChatOpenAI, "_agenerate", agenerate)
+    monkeypatch.setattr(ChatOpenAI, "_astream", astream)
+    chat = _scripted(f"```json\n{CALL}\n```").bind_tools([get_record])
+
+    async def run() -> tuple[AIMessage, list[Any]]:
+        return await chat.ainvoke("Open account 42"), [c async for c in chat.astream("Open account 42")]
+
+    reply, chunks = asyncio.run(run())
+    assert reply.tool_calls[0]["name"] == "get_record"
+    assert sum(chunks[1:], chunks[0]).tool_calls[0]["args"]["id"] == 42
