@@ -77,7 +77,8 @@ class Settings(BaseSettings):
     llm_model: str = Field("qwen2.5-0.5b", description="Base model name in the registry (see inference/bases.py; "
                                                      "smollm2 is the tiny fast test model).")
     llm_threads: int = Field(0, description="Engine CPU threads; 0 = all cores.")
-    llm_ctx: int = 4096
+    # The assistant's fixed prefix (system prompt + 15 tool schemas) is about 4,000 Qwen tokens on its own.
+    llm_ctx: int = 8192
     llm_repair_attempts: int = Field(2, description="Retries when constrained output still fails to parse.")
     llm_start_timeout_s: float = 60.0
     vllm_python: str = Field(".venv-vllm/bin/python", description="Python of the separate vLLM venv.")

@@ -109,7 +109,9 @@ def as_error(tool: str, message: str, retry: bool) -> str:
 def _is_model_failure(exc: Exception) -> bool:
     """Errors a model call can fail with (engine down, timeout, unparsable output), not programming errors."""
     openai = sys.modules.get("openai")
-    return isinstance(exc, CrmindError | httpx.HTTPError | TimeoutError | OutputParserException) or (
+    # An engine that fails mid-stream (e.g. the prompt outgrew its context) ends the stream with no chunks.
+    empty_stream = isinstance(exc, ValueError) and "No generation chunks" in str(exc)
+    return empty_stream or isinstance(exc, CrmindError | httpx.HTTPError | TimeoutError | OutputParserException) or (
         openai is not None and isinstance(exc, openai.OpenAIError))
 
 
