@@ -42,10 +42,29 @@ def call_schema(tools: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         raise ValueError(f"Tool names must be unique: {names}")
     variants = []
     for tool in tools:
-        params = inline_refs(dict(tool["function"].get("parameters") or {"type": "object", "properties": {}}))
+        params = _grammar_friendly(inline_refs(dict(tool["function"].get("parameters")
+                                                    or {"type": "object", "properties": {}})))
         variants.append({"type": "object", "properties": {"name": {"const": tool_name(tool)}, "arguments": params},
                          "required": ["name", "arguments"]})
     return variants[0] if len(variants) == 1 else {"oneOf": variants}
+
+
+# Lengths and counts above this are left to validation after decoding: in GBNF a bound such as maxLength 2000
+# becomes that many nested optional repeats, and llama.cpp refuses grammars past its repetition limit.
+GRAMMAR_MAX_BOUND = 64
+
+
+def _grammar_friendly(node: Any) -> Any:
+    """``node`` without large length or count bounds (the tool's own model still enforces them)."""
+    if isinstance(node, list):
+        return [_grammar_friendly(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _grammar_friendly(v) for k, v in node.items()}
+    for key in ("maxLength", "maxItems", "maxProperties"):
+        if isinstance(out.get(key), int) and out[key] > GRAMMAR_MAX_BOUND:
+            del out[key]
+    return out
 
 
 CALL_STARTS = "<`{"
