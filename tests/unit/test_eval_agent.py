@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select
 
-from eval.agent.harness import Demo, build_template, report, resolve_all, run_task, run_suite, table
+from eval.agent.harness import Demo, build_template, report, resolve_all, run_suite, run_task, table
 from eval.agent.tasks import KINDS, Resolved, load_tasks, quick
 from ledger import Decision
 from tests.fixtures.fake_chat import block_real_models, scripted
