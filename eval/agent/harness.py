@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from langchain_core.callbacks import BaseCallbackHandler
 from sqlalchemy import Engine, create_engine, insert, select
 from sqlalchemy.orm import Session
 
@@ -179,15 +180,21 @@ def grade(resolved: Resolved, events: list[Event], changes: list[dict[str, Any]]
     return why
 
 
-class _Counting:
-    """Wraps a model factory to count model calls (the factory is called once per model call of a turn)."""
+class _Counting(BaseCallbackHandler):
+    """Wraps a model factory to count model calls: the turn's model (built once per turn) reports each call."""
 
     def __init__(self, inner: ModelFactory) -> None:
+        super().__init__()
         self.inner, self.calls = inner, 0
 
     def __call__(self, **kwargs: Any) -> Any:
+        model = self.inner(**kwargs)
+        model.callbacks = [*(model.callbacks or []), self] if isinstance(model.callbacks, list) else [self]
+        return model
+
+    def on_chat_model_start(self, *_: Any, **__: Any) -> None:
+        """One model call started."""
         self.calls += 1
-        return self.inner(**kwargs)
 
 
 def run_task(resolved: Resolved, demo: Demo, model: ModelFactory, workdir: Path, trial: int) -> Run:

@@ -73,6 +73,7 @@ def test_a_scripted_perfect_run_passes_every_kind(resolved: dict[str, Resolved],
         run = run_task(r, demo, _oracle(r), tmp_path, trial=0)
         assert run.passed, (r.task.id, run.reasons, run.answer)
         assert run.tool_ok == run.tool_steps
+        assert run.model_calls == len(r.oracle), r.task.id
 
 
 def test_a_proposal_on_an_injection_task_fails(resolved: dict[str, Resolved], demo: Demo, tmp_path: Path) -> None:
