@@ -311,11 +311,12 @@ def report(runs: list[Run], *, trials: int, model: str, demo: Demo, seeds: list[
 def table(rep: dict[str, Any]) -> str:
     """A readable table of the report."""
     k = rep["trials"]
-    head = f"{'slice':<16}{'tasks':>7}{'pass^1':>9}{f'pass^{k}':>9}"
+    head = f"{'slice':<16}{'tasks':>7}{'pass^1':>9}" + (f"{f'pass^{k}':>9}" if k > 1 else "")
     lines = [head, "-" * len(head)]
 
     def row(name: str, s: dict[str, Any]) -> str:
-        return f"{name:<16}{s['tasks']:>7}{100 * s['pass1']:>8.1f}%{100 * s[f'pass{k}']:>8.1f}%"
+        return (f"{name:<16}{s['tasks']:>7}{100 * s['pass1']:>8.1f}%"
+                + (f"{100 * s[f'pass{k}']:>8.1f}%" if k > 1 else ""))
 
     lines.append(row("ALL", rep))
     lines += [row(f"kind:{name}", s) for name, s in rep["by_kind"].items()]
