@@ -142,3 +142,20 @@ def rep_now():  # noqa: ANN201
     from datetime import datetime
 
     return datetime(2026, 10, 5)
+
+
+def test_the_cli_runs_the_suite_with_the_scripted_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+
+    monkeypatch.setenv("CRMIND_DATA_DIR", str(tmp_path))
+    out_file = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["eval", "agent", "--model", "fake", "--quick", "--trials", "1", "--limit", "2",
+                                      "--out", str(out_file)])
+    assert result.exit_code == 0, result.output
+    assert "kind:lookup" in result.output
+    rep = json.loads(out_file.read_text(encoding="utf-8"))
+    assert rep["tasks"] == 2 and rep["pass1"] == 1.0 and rep["model"] == "fake-scripted"
