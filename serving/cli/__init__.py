@@ -198,6 +198,7 @@ def ledger_show(
 
 def _mount() -> None:
     """Sub-commands that live in their own modules (search index, evals, models)."""
+    from serving.cli.agent_eval import eval_agent
     from serving.cli.models import chat, models_app, serve_model
     from serving.cli.retrieval import app as retrieval_app
     from serving.cli.retrieval import eval_app
@@ -210,6 +211,7 @@ def _mount() -> None:
     app.add_typer(models_app, name="models")
     app.add_typer(rules_app, name="rules")
     eval_app.command("rules")(eval_rules)
+    eval_app.command("agent")(eval_agent)
     app.command("serve-model")(serve_model)
     app.command("chat")(chat)
 

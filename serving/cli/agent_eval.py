@@ -1,0 +1,70 @@
+"""``crmind eval agent``: the agent task suite over a fresh small demo CRM (see ``eval/agent``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from serving.cli.common import fail
+
+
+def _scripted(resolved: Any) -> Any:
+    """The harness's own check: each task's perfect tool calls and answer, replayed by a scripted model."""
+    from tests.fixtures.fake_chat import scripted  # only for --model fake (a checkout with tests)
+
+    return scripted(resolved.oracle).factory
+
+
+def eval_agent(
+    model: Annotated[str | None, typer.Option(help="A configured model name (default: the configured LLM), or "
+                                                   "'fake' for a scripted perfect run")] = None,
+    quick: Annotated[bool, typer.Option(help="A stratified subset: 2 tasks per kind and language")] = False,
+    trials: Annotated[int, typer.Option(min=1, max=10, help="Runs of every task (pass^1 and pass^trials)")] = 3,
+    out: Annotated[Path | None, typer.Option(help="Write the JSON report here")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N tasks (after --quick)")] = None,
+    scale: Annotated[float, typer.Option(help="Demo CRM scale of the temp copy")] = 0.02,
+    seed: Annotated[int, typer.Option(help="Seed of the first trial")] = 0,
+    failures: Annotated[bool, typer.Option(help="Print each failed task and why")] = False,
+) -> None:
+    """Agent tasks graded by the database end state and the answer's citations and facts.
+
+    Kinds: lookups, multi-hop, aggregations, notes (RAG), approvals, refusals, injected notes, ambiguous requests.
+    """
+    from config.settings import get_settings
+    from crm.schema import migrate
+    from eval.agent.harness import gateway, run_suite, table
+    from eval.agent.tasks import load_tasks
+    from eval.agent.tasks import quick as stratified
+
+    tasks = load_tasks()
+    if quick:
+        tasks = stratified(tasks)
+    if limit:
+        tasks = tasks[:limit]
+    if not tasks:
+        fail("no tasks to run")
+    migrate()  # the run's ledger row (and the gateway's model calls) go to the configured database
+    handle = None
+    if model == "fake":
+        factory, name = _scripted, "fake-scripted"
+    else:
+        from inference.embedded import ensure_engine
+
+        handle = ensure_engine()
+        typer.echo(f"model engine: {handle.base_url} serving {', '.join(handle.models)}")
+        factory, name = gateway(model), model or get_settings().llm_model
+    try:
+        rep = run_suite(tasks, model=factory, model_name=name, trials=trials, seed=seed, scale=scale)
+    finally:
+        if handle is not None and handle.owned:
+            handle.stop()
+    typer.echo(table(rep))
+    if failures:
+        for f in rep["failures"]:
+            typer.echo(f"  [{f['task']} trial {f['trial']}] {'; '.join(f['reasons'])}")
+    if out:
+        out.write_text(json.dumps(rep, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+        typer.echo(f"report -> {out}")
