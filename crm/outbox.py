@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+import ledger
 from config.objects import INDEXED
 from crm.models import OutboxCursor, OutboxEntry
 
@@ -12,7 +13,11 @@ from crm.models import OutboxCursor, OutboxEntry
 def emit(session: Session, obj: str, record_id: int, op: str = "upsert") -> None:
     """Queue ``op`` (upsert | delete | erase) for a record; a no-op for objects that are not indexed."""
     if obj in INDEXED:
+        # Draw the id under the write lock, so entries commit in id order and no consumer skips one
+        # (found by the crash test on PostgreSQL: an erase's entry committed below the cursor).
+        ledger.hold_write_lock(session)
         session.add(OutboxEntry(object_type=obj, record_id=record_id, op=op))
+        session.flush()
 
 
 def pending(session: Session, consumer: str, limit: int = 500) -> list[OutboxEntry]:

@@ -136,15 +136,16 @@ def erase_contact(session: Session, principal: Principal, contact_id: int, *,
     contact.custom = {}
     contact.erased_at = utcnow()
     contact.version += 1
-    outbox.emit(session, "contact", contact_id, "erase")
-    for obj, ids in touched.items():
-        for record_id in ids:
-            outbox.emit(session, obj, record_id, "upsert")
     summary = {"contact_id": contact_id, "activities_scrubbed": len(touched["activity"]),
                "cases_scrubbed": len(touched["case"]),
                "ledger_rows_scrubbed": ledger.erase_matching(session, ledger_pattern, ERASED)}
     for name, scrubber in (also or {}).items():
         summary[name] = scrubber(ledger_pattern, ERASED)
+    # Emitted last, next to the ledger row: both take the write lock, held from here to the commit.
+    outbox.emit(session, "contact", contact_id, "erase")
+    for obj, ids in touched.items():
+        for record_id in ids:
+            outbox.emit(session, obj, record_id, "upsert")
     # The row names every record the erase changed, so each one's history (and outbox entry) shows it.
     scrubbed = [f"{obj}:{record_id}" for obj, ids in touched.items() for record_id in ids]
     ledger.append(session, kind="erase", actor=principal.actor, refs=[f"contact:{contact_id}", *scrubbed],

@@ -69,6 +69,17 @@ def _masked(value: Any) -> Any:
     return value
 
 
+def hold_write_lock(session: Session) -> None:
+    """Serialise this transaction's ledger and outbox writes with every other writer's, until it ends.
+
+    Sequence-numbered rows (ledger seq, outbox id) must become visible in number order: a consumer that
+    has read up to id N never looks below N again. SQLite's single writer gives that for free; on
+    PostgreSQL a transaction-scoped advisory lock, taken before the ids are drawn, does.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+
+
 def append(
     session: Session,
     *,
@@ -94,8 +105,7 @@ def append(
     Every writer's payload passes through here: phones and emails are masked, and the chain commits to a
     salted hash of the payload, so ``erase_matching`` can later scrub names without breaking it.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+    hold_write_lock(session)
     evidence = list(evidence)
     summary = mask_text(input_summary[:4000])
     payload = _masked(output or {})
