@@ -63,6 +63,15 @@ COULD_NOT = {
     "en": "I couldn't complete this: {reason}. I won't guess an answer; please rephrase or narrow the question.",
     "zh": "抱歉，这次没能完成：{reason}。我不会猜测答案，请换个说法或缩小问题范围。",
 }
+MAX_TURNS_SHOWN = 6
+EARLIER_RESULT = "(result from an earlier turn, not shown again; call the tool again if you need it)"
+REPEATED = "This exact call already ran in this turn; its result is above. Do not call it again."
+ANSWER_NOW = {
+    "en": SystemMessage(content="Answer the rep now from the tool results above, citing the records you use. "
+                                "If they do not answer the question, say what is missing."),
+    "zh": SystemMessage(content="现在请根据上面的工具结果回答销售代表，并引用所用的记录。"
+                                "如果结果无法回答问题，请说明缺少什么。"),
+}
 REASONS = {
     "step_limit": {"en": "it needed more steps than a turn allows", "zh": "所需步骤超出了单轮上限"},
     "tool_failures": {"en": "too many of my lookups failed", "zh": "多次调用工具失败"},
@@ -150,8 +159,8 @@ def begin_turn(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         language=LANGUAGE_NAMES[language]))
     return {"messages": [note], "owner_id": p.user_id, "turn_id": row.id, "language": language,
             "allowed_writes": allowed, "evidence": [], "pending": [], "rejected": [], "approval_error": None,
-            "failures": 0, "model_calls": 0, "proposals_made": 0, "stop_reason": None, "grounded": None,
-            "citations": [], "model_id": None}
+            "failures": 0, "model_calls": 0, "calls_done": [], "answer_now": False, "proposals_made": 0,
+            "stop_reason": None, "grounded": None, "citations": [], "model_id": None}
 
 
 def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -161,14 +170,41 @@ def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         return {"stop_reason": "step_limit"}
     model = ctx.chat_model(state.turn_id, SYSTEM.ref)
     model_id = getattr(model, "model_name", None) or type(model).__name__
-    bound = model.bind_tools(list(TOOL_SCHEMAS), tool_choice="auto")
+    # Small models tend to call the same tool again instead of answering; the step before the limit, and
+    # after a repeated call, the model sees no tools and answers from the results it has.
+    last_chance = state.model_calls + 1 >= ctx.max_model_calls
+    tool_free = state.answer_now or (last_chance and state.model_calls > 0)
+    history = for_model(state.messages)
+    if tool_free:
+        bound: Runnable[Any, Any] = model
+        messages = [SYSTEM_MESSAGE, *history, ANSWER_NOW[state.language]]
+    else:
+        bound = model.bind_tools(list(TOOL_SCHEMAS), tool_choice="auto")
+        messages = [SYSTEM_MESSAGE, *history]
     try:
-        reply = _streamed(bound, [SYSTEM_MESSAGE, *state.messages], runtime)
+        reply = _streamed(bound, messages, runtime)
     except Exception as exc:
         if not _is_model_failure(exc):
             raise
         return {"stop_reason": "model_error", "model_calls": state.model_calls + 1, "model_id": model_id}
-    return {"messages": [reply], "model_calls": state.model_calls + 1, "model_id": model_id}
+    if tool_free and (reply.tool_calls or reply.invalid_tool_calls):  # it still wants tools: stop honestly
+        return {"stop_reason": "step_limit", "model_calls": state.model_calls + 1, "model_id": model_id}
+    return {"messages": [reply], "model_calls": state.model_calls + 1, "model_id": model_id, "answer_now": False}
+
+
+def for_model(messages: list[AnyMessage], keep_turns: int = MAX_TURNS_SHOWN) -> list[AnyMessage]:
+    """The conversation as the model sees it: the last ``keep_turns`` turns, earlier turns' tool results elided.
+
+    Only this turn's results can be cited, and a long thread would otherwise outgrow the model's context (a
+    list of deals is about a thousand tokens). The stored conversation keeps everything.
+    """
+    starts = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)]
+    if not starts:
+        return list(messages)
+    first = starts[-keep_turns] if len(starts) >= keep_turns else starts[0]
+    current = starts[-1]
+    return [m.model_copy(update={"content": EARLIER_RESULT}) if isinstance(m, ToolMessage) and i < current else m
+            for i, m in enumerate(messages) if i >= first]
 
 
 def _streamed(bound: Runnable[Any, Any], messages: list[AnyMessage], runtime: Runtime[Context]) -> AIMessage:
@@ -196,9 +232,19 @@ def run_tools(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     message = rep_message(state)
     evidence, pending = list(state.evidence), list(state.pending)
     failures, made = state.failures, state.proposals_made
+    done, answer_now = list(state.calls_done), False
     replies: list[ToolMessage] = []
     for i, call in enumerate(last.tool_calls):
         name, call_id, raw = call["name"], call.get("id") or f"call_{i}", call.get("args") or {}
+        key = f"{name} {json.dumps(raw, ensure_ascii=False, sort_keys=True, default=str)}"
+        if key in done:  # a read whose result is already in the conversation: answer from it
+            answer_now = True
+            replies.append(ToolMessage(content=REPEATED, tool_call_id=call_id, name=name))
+            runtime.stream_writer({"type": "tool_step", "tool": name, "args": raw, "ok": True,
+                                   "summary": "already done in this turn", "refs": []})
+            continue
+        if name in TOOLS_BY_NAME and not TOOLS_BY_NAME[name].writes:  # writes have their own guards
+            done.append(key)
         started = time.perf_counter()
         try:
             result = _run_one(ctx, state, name, call_id, raw, i, message, evidence, made, started)
@@ -229,7 +275,7 @@ def run_tools(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                                    name=name, status="error"))
     stop = "tool_failures" if failures > ctx.max_failed_calls else None
     return {"messages": replies, "evidence": evidence, "pending": pending, "failures": failures,
-            "proposals_made": made, "stop_reason": stop}
+            "proposals_made": made, "stop_reason": stop, "calls_done": done, "answer_now": answer_now}
 
 
 def _run_one(ctx: Context, state: State, name: str, call_id: str, raw: dict[str, Any], index: int, message: str,

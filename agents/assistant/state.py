@@ -59,6 +59,13 @@ class State(InputState):
     model_calls: int = 0
     """Model calls in this turn (bounded)."""
 
+    calls_done: list[str] = field(default_factory=list)
+    """Tool calls run in this turn, as ``name {canonical args}``: a repeat is not run again."""
+
+    answer_now: bool = False
+    """The next model call gets no tools, so it must answer (set when the model repeats a call it has the
+    result of, and before the last call the step limit allows)."""
+
     proposals_made: int = 0
     """Proposals made in this turn (bounded: no bulk changes through the assistant)."""
 

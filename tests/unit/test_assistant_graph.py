@@ -337,3 +337,51 @@ def test_a_short_answer_to_a_clarifying_question_keeps_the_reps_request(sqlite_w
     drain(bot.start_turn(rep, "t2", "thanks"))  # a fresh conversation: nothing to carry over
     drain(bot.start_turn(rep, "t2", "ok"))
     assert len(_proposals(w)) == 1 and "did not ask" in _tool_texts(fake.requests[-1])[-1]
+
+
+def test_a_repeated_read_is_not_run_again_and_the_model_must_answer_without_tools(sqlite_world: World) -> None:
+    # Seen with Qwen2.5-0.5B: the same list call five times, until the prompt outgrew the context.
+    w = sqlite_world
+    opp = _opp(w)
+    fake = FakeChatModel(script=[call("list_opportunities", stage="proposal"),
+                                 call("list_opportunities", stage="proposal"),
+                                 say(f"One deal is in proposal [opportunity:{opp}].")])
+    events = drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", "Which of my deals are in proposal?"))
+    steps = of_type(events, "tool_step")
+    assert [s.summary for s in steps][1] == "already done in this turn" and steps[0].refs
+    assert len(fake.bound_tools) == 2  # the third call had no tools to call
+    last_request = fake.requests[2]
+    assert isinstance(last_request[-1], SystemMessage) and "Answer the rep now" in str(last_request[-1].content)
+    assert "already ran in this turn" in _tool_texts(last_request)[-1]
+    answer = of_type(events, "answer")[0]
+    assert answer.citations == [f"opportunity:{opp}"] and answer.grounded
+    with session_factory(w.engine)() as s:
+        runs = s.scalars(select(Decision).where(Decision.kind == "tool_call")).all()
+    assert len(runs) == 1  # the repeat was not run, nor recorded as a call
+
+
+def test_the_last_call_the_limit_allows_has_no_tools(sqlite_world: World) -> None:
+    w = sqlite_world
+    fake = FakeChatModel(script=[call("find_records", query="Acme"), call("find_records", query="Acme Corp"),
+                                 say("I found no account called Acme.")])
+    answer = of_type(drain(assistant(w.engine, fake, max_model_calls=3).start_turn(
+        w.p("a", "rep"), "t", "Find Acme")), "answer")[0]
+    assert answer.text == "I found no account called Acme." and len(fake.bound_tools) == 2
+
+
+def test_the_model_sees_recent_turns_with_earlier_tool_results_elided() -> None:
+    from langchain_core.messages import HumanMessage
+
+    from agents.assistant.graph import EARLIER_RESULT, for_model
+
+    def turn(n: int) -> list[BaseMessage]:
+        return [HumanMessage(content=f"q{n}"), call("find_records", query=f"x{n}"),
+                ToolMessage(content=f"result {n}", tool_call_id=f"c{n}"), AIMessage(content=f"a{n}")]
+
+    history = [m for n in range(8) for m in turn(n)] + [HumanMessage(content="q8"), call("find_records", query="y"),
+                                                        ToolMessage(content="fresh", tool_call_id="c9")]
+    shown = for_model(history, keep_turns=3)
+    assert [m.content for m in shown if isinstance(m, HumanMessage)] == ["q6", "q7", "q8"]
+    tool_texts = _tool_texts(shown)
+    assert tool_texts == [EARLIER_RESULT, EARLIER_RESULT, "fresh"]  # this turn's result stays whole
+    assert history[-1].content == "fresh" and history[2].content == "result 0"  # the stored thread is untouched
