@@ -3,7 +3,8 @@
 1. Chat templates: a base without a tool-aware template (SmolLM2) is served with crmind's template from
    ``inference/templates/<name>.jinja``, registered here as the chat format ``crmind-<name>`` before the
    server starts, so the engine renders tools and tool turns for every base and the gateway has one path.
-2. Grammar last: llama-cpp-python applies a request's grammar to every token of the vocabulary at every
+2. Tool-call arguments reach the template as objects (:func:`with_argument_objects`).
+3. Grammar last: llama-cpp-python applies a request's grammar to every token of the vocabulary at every
    step, which costs about as much as decoding itself on 2 cores (152k tokens for Qwen; measured in
    benchmarks/models.py). As llama.cpp's own sampler does, we pick the token without the grammar first and
    only constrain the whole vocabulary when the grammar refuses it; greedy picks are the same tokens.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import math
 import os
 from pathlib import Path
@@ -118,8 +120,44 @@ def check_grammar_last() -> None:
     llama.Llama._init_sampler = init_sampler  # type: ignore[method-assign]
 
 
+def with_argument_objects(messages: list[Any]) -> list[Any]:
+    """``messages`` with each tool call's arguments as an object, not the JSON string the OpenAI API sends.
+
+    Templates written for transformers (Qwen's among them) render ``tool_call.arguments | tojson``; given the
+    API's string they show the model its own earlier calls as a quoted string, which it then imitates in
+    text instead of answering (seen with Qwen2.5-1.5B after a tool result).
+    """
+    out = []
+    for message in messages:
+        calls = message.get("tool_calls") if isinstance(message, dict) else None
+        if calls:
+            fixed = []
+            for call in calls:
+                fn = dict(call.get("function") or {})
+                if isinstance(fn.get("arguments"), str):
+                    with contextlib.suppress(ValueError):
+                        fn["arguments"] = json.loads(fn["arguments"])
+                fixed.append({**call, "function": fn})
+            message = {**message, "tool_calls": fixed}
+        out.append(message)
+    return out
+
+
+def render_arguments_as_objects() -> None:
+    """Make every Jinja chat formatter (the GGUF's own template included) see arguments as objects."""
+    from llama_cpp import llama_chat_format as fmt
+
+    original = fmt.Jinja2ChatFormatter.__call__
+
+    def call(self: Any, *, messages: list[Any], **kwargs: Any) -> Any:
+        return original(self, messages=with_argument_objects(messages), **kwargs)
+
+    fmt.Jinja2ChatFormatter.__call__ = call  # type: ignore[method-assign]
+
+
 def main() -> None:
     """Register the templates (and the grammar-last sampler), then run llama-cpp-python's server."""
+    render_arguments_as_objects()
     register_templates()
     if os.environ.get("CRMIND_LLAMACPP_GRAMMAR_FIRST") != "1":
         check_grammar_last()
