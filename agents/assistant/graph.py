@@ -37,6 +37,7 @@ from pydantic import ValidationError
 import ledger
 from agents.assistant.citations import Checked, check, link
 from agents.assistant.context import Context
+from agents.assistant.fallback import looks_like_a_call, records_answer
 from agents.assistant.intent import allowed_tools
 from agents.assistant.language import LANGUAGE_NAMES, answer_language
 from agents.assistant.state import Decision, InputState, State
@@ -388,6 +389,10 @@ def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if not isinstance(last, AIMessage):
         raise AgentError("finalize needs the model's answer")
     checked = check(text_of(last), state.evidence)
+    if not checked.grounded and looks_like_a_call(checked.text):  # no answer, a call as text: show the records
+        shown = records_answer(checked.text, state.messages, state.language)
+        if shown is not None:
+            checked = check(shown, state.evidence)
     if not checked.text:  # nothing left once unknown citations are stripped
         checked = Checked(COULD_NOT[state.language].format(reason=REASONS["empty_answer"][state.language]), [],
                           checked.stripped)

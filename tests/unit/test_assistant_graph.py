@@ -385,3 +385,24 @@ def test_the_model_sees_recent_turns_with_earlier_tool_results_elided() -> None:
     tool_texts = _tool_texts(shown)
     assert tool_texts == [EARLIER_RESULT, EARLIER_RESULT, "fresh"]  # this turn's result stays whole
     assert history[-1].content == "fresh" and history[2].content == "result 0"  # the stored thread is untouched
+
+
+def test_a_tool_call_written_as_text_instead_of_an_answer_shows_the_records_found_cited(sqlite_world: World) -> None:
+    # What Qwen2.5 0.5B and 1.5B did after a tool result: the call again, as text, not an answer.
+    w = sqlite_world
+    opp = _opp(w)
+    echoed = say('To list them I would call:\n```json\n'
+                 '{"name": "list_opportunities", "arguments": {"stage": "proposal"}}\n```')
+    fake = FakeChatModel(script=[call("list_opportunities", stage="proposal"), echoed])
+    answer = of_type(drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", "我在提案阶段的商机有哪些？")),
+                     "answer")[0]
+    assert answer.text.startswith("以下是查到的记录") and '"name"' not in answer.text
+    assert f"[opportunity:{opp}]" in answer.text and answer.citations and answer.grounded
+
+
+def test_plain_prose_is_left_alone_even_when_it_cites_nothing(sqlite_world: World) -> None:
+    w = sqlite_world
+    fake = FakeChatModel(script=[call("list_opportunities", stage="proposal"), say("Which team do you mean?")])
+    answer = of_type(drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", "deals in proposal?")),
+                     "answer")[0]
+    assert answer.text == "Which team do you mean?" and not answer.grounded

@@ -1,0 +1,78 @@
+"""When the model does not answer from what its tools found, the rep still gets the records, cited.
+
+Small models (Qwen2.5 0.5B and 1.5B on CPU) often write another tool call out as text after a tool result,
+instead of an answer. The records the tools returned are then shown as they are, each with its reference,
+under a line that says so: nothing is invented, and the citations are checked like any answer's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from langchain_core.messages import AnyMessage, HumanMessage, ToolMessage
+
+MAX_SHOWN = 10
+LABEL_FIELDS = ("name", "subject", "title")
+DETAIL_FIELDS = ("stage", "status", "priority", "amount", "close_date", "due", "kind", "ts")
+CALL_TEXT = re.compile(r'[{"]\s*"?name"?\s*:|<tool_call>|```json')
+INTRO = {
+    "en": "Here is what I found (the records as the tools returned them):",
+    "zh": "以下是查到的记录（按工具返回的原样列出）：",
+}
+
+
+def _records(payload: Any) -> Iterable[dict[str, Any]]:
+    """Dicts with a ``ref``, at the top of a tool's result or in its lists (one level down)."""
+    if isinstance(payload, dict):
+        if "ref" in payload:
+            yield payload
+        for value in payload.values():
+            if isinstance(value, list):
+                yield from (v for v in value if isinstance(v, dict) and "ref" in v)
+            elif isinstance(value, dict) and "ref" in value:
+                yield value
+
+
+def found_records(messages: list[AnyMessage]) -> list[dict[str, Any]]:
+    """The records this turn's tools returned (after the rep's last message), first seen first."""
+    start = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
+    seen: dict[str, dict[str, Any]] = {}
+    for message in messages[start + 1:]:
+        if not isinstance(message, ToolMessage) or message.status == "error":
+            continue
+        body = str(message.content)
+        if not body.startswith("<data"):
+            continue
+        try:
+            payload = json.loads(body.split("\n", 1)[1].rsplit("\n</data>", 1)[0])
+        except (IndexError, ValueError):
+            continue
+        for record in _records(payload):
+            seen.setdefault(str(record["ref"]), record)
+    return list(seen.values())
+
+
+def _line(record: dict[str, Any]) -> str:
+    label = next((str(record[f]) for f in LABEL_FIELDS if record.get(f)), str(record["ref"]))
+    details = [str(record[f]) for f in DETAIL_FIELDS if record.get(f) not in (None, "")]
+    return f"- {label}" + (f" · {' · '.join(details)}" if details else "") + f" [{record['ref']}]"
+
+
+def looks_like_a_call(text: str) -> bool:
+    """Empty, or a tool call written out as text rather than an answer."""
+    return not text.strip() or bool(CALL_TEXT.search(text))
+
+
+def records_answer(model_text: str, messages: list[AnyMessage], language: str) -> str | None:
+    """The model's prose (unless it is a tool call written as text), then the records found; None if none."""
+    records = found_records(messages)
+    if not records:
+        return None
+    prose = "" if looks_like_a_call(model_text) else model_text.strip()
+    lines = [INTRO.get(language, INTRO["en"]), *(_line(r) for r in records[:MAX_SHOWN])]
+    if len(records) > MAX_SHOWN:
+        lines.append(f"… (+{len(records) - MAX_SHOWN})")
+    return (prose + "\n\n" if prose else "") + "\n".join(lines)
