@@ -238,7 +238,7 @@ def run_tools(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     for i, call in enumerate(last.tool_calls):
         name, call_id, raw = call["name"], call.get("id") or f"call_{i}", call.get("args") or {}
         key = f"{name} {json.dumps(raw, ensure_ascii=False, sort_keys=True, default=str)}"
-        if key in done:  # a read whose result is already in the conversation: answer from it
+        if key in done:  # a read whose result, or a call whose error, is already in the conversation
             answer_now = True
             replies.append(ToolMessage(content=REPEATED, tool_call_id=call_id, name=name))
             runtime.stream_writer({"type": "tool_step", "tool": name, "args": raw, "ok": True,
@@ -251,6 +251,8 @@ def run_tools(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             result = _run_one(ctx, state, name, call_id, raw, i, message, evidence, made, started)
         except (ValidationError, CrmindError) as exc:
             failures += 1
+            if key not in done:  # the same failing call again gets the same error: not run a third time
+                done.append(key)
             error, retry = _explain(exc)
             _record_call(ctx, state, name, raw, started, ok=False, error=error)
             replies.append(ToolMessage(content=as_error(name, error, retry), tool_call_id=call_id, name=name,

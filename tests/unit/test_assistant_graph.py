@@ -406,3 +406,15 @@ def test_plain_prose_is_left_alone_even_when_it_cites_nothing(sqlite_world: Worl
     answer = of_type(drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", "deals in proposal?")),
                      "answer")[0]
     assert answer.text == "Which team do you mean?" and not answer.grounded
+
+
+def test_the_same_failing_call_is_not_run_again_and_the_model_must_answer(sqlite_world: World) -> None:
+    # Seen with Qwen2.5-0.5B: update_stage on a name that does not exist, four times over.
+    w = sqlite_world
+    wrong = call("update_stage", opportunity="ESS-100 rollout", stage="proposal")
+    fake = FakeChatModel(script=[wrong, call("update_stage", opportunity="ESS-100 rollout", stage="proposal"),
+                                 say("I could not find a deal called ESS-100 rollout. Which deal do you mean?")])
+    events = drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", "Move ESS-100 rollout to proposal"))
+    assert [s.ok for s in of_type(events, "tool_step")] == [False, True]  # the repeat was answered, not run
+    assert len(fake.bound_tools) == 2 and of_type(events, "answer")[0].text.startswith("I could not find")
+    assert not _proposals(w)
