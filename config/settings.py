@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     llm_timeout_s: float = 60.0
     llm_max_tokens: int = 512
     llm_engine: Literal["llamacpp", "vllm"] = Field("llamacpp", description="Engine crmind starts itself.")
-    llm_model: str = Field("qwen2.5-0.5b", description="Base model name in the registry (see inference/bases.py; "
+    llm_model: str = Field("qwen2.5-1.5b", description="Base model name in the registry (see inference/bases.py; "
                                                      "smollm2 is the tiny fast test model).")
     llm_threads: int = Field(0, description="Engine CPU threads; 0 = all cores.")
     # The assistant's fixed prefix (system prompt + 15 tool schemas) is about 4,000 Qwen tokens on its own.

@@ -24,7 +24,8 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     llm_port = free_port()
     proc = ServerProcess(port=free_port(), llm=True, log_path=tmp_path / "serve.log", env={
         "CRMIND_DATA_DIR": str(tmp_path / "data"), "CRMIND_DATABASE_URL": f"sqlite:///{tmp_path}/crm.db",
-        "CRMIND_LLM_PORT": str(llm_port), "CRMIND_LLM_THREADS": "1"})
+        "CRMIND_LLM_PORT": str(llm_port), "CRMIND_LLM_THREADS": "1",
+        "CRMIND_LLM_MODEL": "smollm2"})  # the process lifecycle is under test, not the model: the smallest one
     yield proc.start()
     proc.kill()
 
