@@ -21,7 +21,8 @@ def _scripted(resolved: Any) -> Any:
 def eval_agent(
     model: Annotated[str | None, typer.Option(help="A configured model name (default: the configured LLM), or "
                                                    "'fake' for a scripted perfect run")] = None,
-    quick: Annotated[bool, typer.Option(help="A stratified subset: 2 tasks per kind and language")] = False,
+    quick: Annotated[bool, typer.Option(help="A stratified subset: --per-cell tasks per kind and language")] = False,
+    per_cell: Annotated[int, typer.Option(min=1, help="Tasks per kind and language with --quick")] = 2,
     trials: Annotated[int, typer.Option(min=1, max=10, help="Runs of every task (pass^1 and pass^trials)")] = 3,
     out: Annotated[Path | None, typer.Option(help="Write the JSON report here")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N tasks (after --quick)")] = None,
@@ -41,7 +42,7 @@ def eval_agent(
 
     tasks = load_tasks()
     if quick:
-        tasks = stratified(tasks)
+        tasks = stratified(tasks, per_cell)
     if limit:
         tasks = tasks[:limit]
     if not tasks:
