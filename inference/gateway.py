@@ -270,7 +270,8 @@ def chat_model(
         base_url=base_url(cfg),
         api_key=cfg.api_key,
         timeout=timeout_s or cfg.timeout_s,
-        max_retries=kwargs.pop("max_retries", 1),
+        # llama.cpp serves one request at a time: a retry after a timeout queues behind the abandoned call.
+        max_retries=kwargs.pop("max_retries", 0 if engine == "llamacpp" else 1),
         max_tokens=budget,
         temperature=temperature,
         stream_usage=True,
