@@ -53,6 +53,9 @@ class User(Base):
 class OwnedMixin:
     """Owner, team, custom fields, timestamps and a version bumped on every applied change."""
 
+    # A deleted record's id is never handed out again (migration 0005): the ledger names records by id.
+    __table_args__: Any = {"sqlite_autoincrement": True}
+
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
     custom: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -128,7 +131,7 @@ class Activity(OwnedMixin, Base):
     """A call, email, meeting or note, linked to the records it is about."""
 
     __tablename__ = "activities"
-    __table_args__ = (Index("ix_activities_team_occurred", "team_id", "occurred_at"),)
+    __table_args__ = (Index("ix_activities_team_occurred", "team_id", "occurred_at"), {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(20), index=True)
     subject: Mapped[str] = mapped_column(String(300), default="")

@@ -23,6 +23,11 @@ def alembic_config() -> Config:
 def migrate(engine: Engine | None = None) -> None:
     """Upgrade ``engine``'s database to the latest revision."""
     cfg = alembic_config()
-    with (engine or get_engine()).begin() as conn:
+    engine = engine or get_engine()
+    with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        # A migration may switch foreign keys off on its connection (0005 copies tables under them); pooled
+        # connections are reopened so every one has the pragmas of config.db again.
+        engine.dispose()
