@@ -15,6 +15,7 @@ from typing import Any
 from langchain_core.messages import AnyMessage, HumanMessage, ToolMessage
 
 MAX_SHOWN = 10
+MIN_NAME = 4  # shorter names ("Li") are too likely to appear by chance
 LABEL_FIELDS = ("name", "subject", "title")
 DETAIL_FIELDS = ("stage", "status", "priority", "amount", "close_date", "due", "kind", "ts")
 CALL_TEXT = re.compile(r'[{"]\s*"?name"?\s*:|<tool_call>|```json')
@@ -59,6 +60,24 @@ def _line(record: dict[str, Any]) -> str:
     label = next((str(record[f]) for f in LABEL_FIELDS if record.get(f)), str(record["ref"]))
     details = [str(record[f]) for f in DETAIL_FIELDS if record.get(f) not in (None, "")]
     return f"- {label}" + (f" · {' · '.join(details)}" if details else "") + f" [{record['ref']}]"
+
+
+def cite_named_records(text: str, messages: list[AnyMessage]) -> str:
+    """Cite, after its first mention, each record this turn's tools returned that the answer names but does not cite.
+
+    Small models often answer right ("ESS-200 rollout is in proposal") without the reference; a record named
+    verbatim, and returned by a tool in this turn, is what the sentence is about.
+    """
+    for record in found_records(messages):
+        label, ref = next((str(record[f]) for f in LABEL_FIELDS if record.get(f)), ""), f"[{record['ref']}]"
+        if len(label) < MIN_NAME or ref in text:
+            continue
+        at = text.find(label)
+        if at >= 0:
+            end = at + len(label)
+            end += 1 if text[end:end + 1] in ('"', "”", "」", "'") else 0  # keep a closing quote with the name
+            text = f"{text[:end]} {ref}{text[end:]}"
+    return text
 
 
 def looks_like_a_call(text: str) -> bool:

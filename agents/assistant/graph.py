@@ -37,7 +37,7 @@ from pydantic import ValidationError
 import ledger
 from agents.assistant.citations import Checked, check, link
 from agents.assistant.context import Context
-from agents.assistant.fallback import looks_like_a_call, records_answer
+from agents.assistant.fallback import cite_named_records, looks_like_a_call, records_answer
 from agents.assistant.intent import allowed_tools
 from agents.assistant.language import LANGUAGE_NAMES, answer_language
 from agents.assistant.state import Decision, InputState, State
@@ -54,6 +54,7 @@ from prompts.loader import load_prompt
 
 SYSTEM = load_prompt("assistant_system")
 TURN_NOTE = load_prompt("assistant_turn")
+NOTE_START = TURN_NOTE.render(today="", weekday="", rep="", language="").split(":", 1)[0]  # "Note from crmind, ..."
 # Built once: the same object, the same bytes, first in every model call (KV-cache reuse on llama.cpp).
 SYSTEM_MESSAGE = SystemMessage(content=SYSTEM.render())
 
@@ -390,7 +391,9 @@ def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     last = state.messages[-1]
     if not isinstance(last, AIMessage):
         raise AgentError("finalize needs the model's answer")
-    checked = check(text_of(last), state.evidence)
+    # A small model sometimes repeats crmind's turn note as its answer: that is not an answer.
+    said = "\n".join(line for line in text_of(last).splitlines() if not line.startswith(NOTE_START)).strip()
+    checked = check(cite_named_records(said, state.messages), state.evidence)
     if not checked.grounded and looks_like_a_call(checked.text):  # no answer, a call as text: show the records
         shown = records_answer(checked.text, state.messages, state.language)
         if shown is not None:

@@ -418,3 +418,34 @@ def test_the_same_failing_call_is_not_run_again_and_the_model_must_answer(sqlite
     assert [s.ok for s in of_type(events, "tool_step")] == [False, True]  # the repeat was answered, not run
     assert len(fake.bound_tools) == 2 and of_type(events, "answer")[0].text.startswith("I could not find")
     assert not _proposals(w)
+
+
+def test_a_record_the_answer_names_without_citing_it_is_cited_after_its_name(sqlite_world: World) -> None:
+    w = sqlite_world
+    opp = _opp(w)
+    with session_factory(w.engine)() as s:
+        name = s.get(Opportunity, opp).name
+    fake = FakeChatModel(script=[call("list_opportunities", stage="proposal"),
+                                 say(f'The "{name}" deal is at the proposal stage.')])
+    answer = of_type(drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", "Which deals are in proposal?")),
+                     "answer")[0]
+    assert answer.text == f'The "{name}" [opportunity:{opp}] deal is at the proposal stage.'
+    assert answer.citations == [f"opportunity:{opp}"] and answer.grounded
+
+
+def test_a_name_no_tool_returned_gets_no_citation(sqlite_world: World) -> None:
+    w = sqlite_world
+    fake = FakeChatModel(script=[call("find_records", query="Nowhere Ltd"), say("Nowhere Ltd has no deals.")])
+    answer = of_type(drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", "Deals of Nowhere Ltd?")),
+                     "answer")[0]
+    assert answer.text == "Nowhere Ltd has no deals." and not answer.citations
+
+
+def test_an_answer_that_only_repeats_the_turn_note_is_not_an_answer(sqlite_world: World) -> None:
+    w = sqlite_world
+    opp = _opp(w)
+    echo = say("Note from crmind, not from the rep: today is 2026-10-29 (Thursday); the rep is rep a (user:2).")
+    fake = FakeChatModel(script=[call("list_opportunities", stage="proposal"), echo])
+    answer = of_type(drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", "Deals in proposal?")),
+                     "answer")[0]
+    assert "Note from crmind" not in answer.text and f"[opportunity:{opp}]" in answer.text and answer.grounded
