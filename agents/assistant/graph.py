@@ -67,6 +67,10 @@ COULD_NOT = {
 }
 MAX_TURNS_SHOWN = 6
 EARLIER_RESULT = "(result from an earlier turn, not shown again; call the tool again if you need it)"
+NOTHING_CHANGED = {
+    "en": "(No change was proposed in this turn, so nothing in the CRM has changed.)",
+    "zh": "（本轮没有提出任何修改，CRM 中的数据没有变化。）",
+}
 REPEATED = "This exact call already ran in this turn; its result is above. Do not call it again."
 ANSWER_NOW = {
     "en": SystemMessage(content="Answer the rep now from the tool results above, citing the records you use. "
@@ -398,6 +402,10 @@ def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         shown = records_answer(checked.text, state.messages, state.language)
         if shown is not None:
             checked = check(shown, state.evidence)
+    if state.allowed_writes and state.proposals_made == 0 and checked.text:
+        # The rep asked for a change and nothing was proposed: whatever the model wrote, say so plainly (the 1.5B
+        # once answered "I have changed the stage" without calling any tool).
+        checked = Checked(f"{checked.text}\n\n{NOTHING_CHANGED[state.language]}", checked.citations, checked.stripped)
     if not checked.text:  # nothing left once unknown citations are stripped
         checked = Checked(COULD_NOT[state.language].format(reason=REASONS["empty_answer"][state.language]), [],
                           checked.stripped)

@@ -449,3 +449,13 @@ def test_an_answer_that_only_repeats_the_turn_note_is_not_an_answer(sqlite_world
     answer = of_type(drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", "Deals in proposal?")),
                      "answer")[0]
     assert "Note from crmind" not in answer.text and f"[opportunity:{opp}]" in answer.text and answer.grounded
+
+
+def test_a_change_the_rep_asked_for_but_nothing_proposed_is_said_plainly(sqlite_world: World) -> None:
+    # Seen with Qwen2.5-1.5B in the web chat: "I have changed the stage" with no tool call at all.
+    w = sqlite_world
+    fake = FakeChatModel(script=[say("好的，我已经将这个商机的阶段改为谈判。")])
+    asked = "把 ESS-200 rollout 的阶段改为谈判"
+    answer = of_type(drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", asked)), "answer")[0]
+    assert answer.text.endswith("（本轮没有提出任何修改，CRM 中的数据没有变化。）")
+    assert not _proposals(w)
