@@ -22,6 +22,7 @@ from ledger.models import Decision, DecisionRef
 
 GENESIS = "0" * 64
 _LOCK_KEY = 0x6C6564676572  # "ledger": serialises appends on PostgreSQL
+_LOCK_HELD = "crmind.ledger_lock_transaction"  # session.info: the transaction that holds the lock
 
 
 def _canonical(value: Any) -> bytes:
@@ -76,8 +77,13 @@ def hold_write_lock(session: Session) -> None:
     has read up to id N never looks below N again. SQLite's single writer gives that for free; on
     PostgreSQL a transaction-scoped advisory lock, taken before the ids are drawn, does.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    transaction = session.get_transaction()
+    if transaction is not None and session.info.get(_LOCK_HELD) is transaction:
+        return  # already held: an erase emits dozens of outbox entries in one transaction
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+    session.info[_LOCK_HELD] = session.get_transaction()
 
 
 def append(
