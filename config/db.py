@@ -34,18 +34,26 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+# Connections per process. The API holds at most API_SESSIONS at once (serving/api/deps.py); the rest serve
+# the index follower, the assistant's graph steps and the rules engine, which open transactions of their own.
+SQLITE_POOL, SQLITE_OVERFLOW = 10, 20  # a SQLite connection is a file handle: cheap
+PG_POOL, PG_OVERFLOW = 10, 10  # per worker process; PostgreSQL allows 100 connections by default
+API_SESSIONS = 12
+
+
 def make_engine(url: str, echo: bool = False) -> Engine:
     """Create an engine for ``url``; SQLite gets WAL and foreign keys, its folder is created."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False})
+        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False}, pool_size=SQLITE_POOL,
+                               max_overflow=SQLITE_OVERFLOW)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=PG_POOL, max_overflow=PG_OVERFLOW)
 
 
 @lru_cache(maxsize=4)

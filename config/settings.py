@@ -44,6 +44,10 @@ class Settings(BaseSettings):
 
     qdrant_url: str | None = Field(None, description="Qdrant server/cluster URL; unset = embedded engine.")
     qdrant_api_key: str | None = None
+    index_url: str | None = Field(
+        None, description="URL of the index owner process (`crmind index --follow --serve`); API workers query "
+                          "it instead of opening the embedded shard. Unset = this process owns the shard.")
+    index_api_key: str | None = Field(None, description="Bearer token between API workers and the index owner.")
     embedding_model: str = Field("e5", description="Embedding backend name (see retrieval.embeddings).")
     embedding_backend: Literal["onnx", "torch"] = Field(
         "onnx", description="How sentence-transformers models (minilm, local folders) run: ONNX Runtime, exported "

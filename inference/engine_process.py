@@ -145,6 +145,18 @@ def _pdeathsig_hook() -> Callable[[], None] | None:
     return hook
 
 
+def die_with_parent() -> None:
+    """Have Linux SIGTERM this process when its parent dies (an API worker whose supervisor was SIGKILLed)."""
+    parent = os.getppid()
+    try:
+        prctl = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return
+    prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before prctl
+        os._exit(1)
+
+
 def _stop_group(pid: int, timeout_s: float, wait: Callable[[float], object]) -> None:
     """SIGTERM the process group ``pid`` leads, then SIGKILL it if it is still there after ``timeout_s``."""
     try:

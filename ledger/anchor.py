@@ -22,7 +22,9 @@ import json
 import logging
 import os
 import secrets
+import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session
 
 from config.settings import get_settings
@@ -146,14 +148,40 @@ def _locked(engine: Engine) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+_readers: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+_readers_lock = threading.Lock()
+
+
+def _reader(engine: Engine) -> Engine:
+    """A one-connection engine of its own for the anchor's reads, which run after a commit.
+
+    ``advance`` runs in the committing session's ``after_commit``, while that session still holds its pooled
+    connection. Reading the head through the same pool deadlocked under load: every pooled connection was
+    held by a request waiting to advance the anchor, and the one holding the anchor's lock waited for a
+    connection (SQLite, 50 concurrent users: all requests stuck for the 30 s pool timeout). The reads are
+    serialised by ``_locked``, so one connection is enough.
+    """
+    if engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        return engine  # a private in-memory database is reachable only through its own engine
+    with _readers_lock:
+        reader = _readers.get(engine)
+        if reader is None:
+            args = {"connect_args": {"check_same_thread": False}} \
+                if engine.url.get_backend_name() == "sqlite" else {"pool_pre_ping": True}
+            reader = create_engine(engine.url, pool_size=1, max_overflow=0, **args)  # type: ignore[arg-type]
+            _readers[engine] = reader
+            event.listen(engine, "engine_disposed", lambda _e, r=reader: r.dispose())
+        return reader
+
+
 def _head(engine: Engine) -> tuple[int, str] | None:
-    with Session(engine) as s:
+    with Session(_reader(engine)) as s:
         row = s.execute(select(Decision.seq, Decision.hash).order_by(Decision.seq.desc()).limit(1)).first()
     return None if row is None else (int(row[0]), str(row[1]))
 
 
 def _hash_at(engine: Engine, seq: int) -> str | None:
-    with Session(engine) as s:
+    with Session(_reader(engine)) as s:
         return s.scalar(select(Decision.hash).where(Decision.seq == seq))
 
 

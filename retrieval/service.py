@@ -126,6 +126,8 @@ def open_service(embedding_model: str | None = None) -> IndexService:
     """A new owner of the configured index (the CLI uses this; the server uses ``get_service``)."""
     s = get_settings()
     embedder = make_embedder(embedding_model)
+    if s.index_url and not s.qdrant_url:
+        return _remote_service(s.index_url, s.index_api_key, embedder)
     store = open_store(embedder.dim)
     meta = s.data_dir / "qdrant" / f"{s.tenant}.meta.json" if not s.qdrant_url else None
     try:
@@ -133,6 +135,22 @@ def open_service(embedding_model: str | None = None) -> IndexService:
     except Exception:
         store.close()
         raise
+
+
+def _remote_service(url: str, api_key: str | None, embedder: Embedder) -> IndexService:
+    """A worker's view of the index another process owns; its vectors must be this embedder's."""
+    from retrieval.remote import RemoteStore
+
+    store = RemoteStore(url, api_key=api_key)
+    try:
+        owner_model = store.info()["embedding_model"]
+        if owner_model != embedder.name:
+            raise RetrievalError(f"the index owner at {url} holds '{owner_model}' vectors but this process is "
+                                 f"configured for '{embedder.name}'; set the same CRMIND_EMBEDDING_MODEL on both")
+    except Exception:
+        store.close()
+        raise
+    return IndexService(store, embedder, None)  # type: ignore[arg-type]
 
 
 def get_service() -> IndexService:
@@ -149,6 +167,17 @@ def set_service(service: IndexService | None) -> None:
     global _service
     with _service_lock:
         _service = service
+
+
+def owner_status() -> dict[str, Any] | None:
+    """The index owner's build status when another process owns the index (``CRMIND_INDEX_URL``), else None."""
+    from retrieval.remote import RemoteStore
+
+    store = get_service().store.inner
+    if isinstance(store, RemoteStore):
+        status: dict[str, Any] = store.info()["status"]
+        return status
+    return None
 
 
 def close_service() -> None:

@@ -16,11 +16,14 @@ from serving.api.routes import chat, decisions, imports, meta, pages, privacy, p
 WEB = Path(__file__).resolve().parent / "web"
 
 
-def create_app(*, follow_index: bool = False) -> FastAPI:
+def create_app(*, follow_index: bool = False, open_assistant: bool | None = None) -> FastAPI:
     """Build the app; routers are thin, the domain layers do the work.
 
-    ``follow_index`` runs the outbox follower in the server process (``crmind serve`` turns it on).
+    ``follow_index`` runs the outbox follower in the server process (``crmind serve`` turns it on when this
+    process owns the index). ``open_assistant`` (default: same as ``follow_index``) opens the conversation store
+    at start-up rather than on the first chat.
     """
+    open_assistant = follow_index if open_assistant is None else open_assistant
     mcp, mcp_lifespan = mcp_app()
 
     @asynccontextmanager
@@ -33,6 +36,7 @@ def create_app(*, follow_index: bool = False) -> FastAPI:
             follower = IndexFollower()
             app.state.index_status = follower.status
             follower.start()
+        if open_assistant:
             # Open the conversation store now, outside any request's transaction (on PostgreSQL its first
             # setup builds indexes CONCURRENTLY, which can't run inside one).
             from agents.assistant.runner import default_assistant
@@ -58,3 +62,15 @@ def create_app(*, follow_index: bool = False) -> FastAPI:
     for module in (meta, records, proposals, privacy, imports, decisions, search, chat, rules, pages):
         app.include_router(module.router)
     return app
+
+
+def worker_app() -> FastAPI:
+    """One of several API worker processes (``crmind serve --workers N``): the index is another process's.
+
+    A worker goes when its supervisor goes, even one killed with SIGKILL: an orphaned worker would keep
+    serving on the shared socket after the server was meant to be gone.
+    """
+    from inference.engine_process import die_with_parent
+
+    die_with_parent()
+    return create_app(follow_index=False, open_assistant=True)

@@ -67,11 +67,15 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address")] = None,
     port: Annotated[int | None, typer.Option(help="Port")] = None,
     llm: Annotated[bool, typer.Option(help="Start the embedded llama.cpp engine if no LLM URL is set")] = True,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="API worker processes; more than one needs the index "
+                                         "in another process (CRMIND_INDEX_URL or CRMIND_QDRANT_URL)")] = 1,
 ) -> None:
     """Run the API server (and the embedded model engine and index follower).
 
     SIGTERM and SIGINT both shut down gracefully: uvicorn drains requests and stops the index follower,
     then the engine crmind started is stopped, and the exit code says which signal it was (143, 130).
+    With ``--workers N`` the index is another process's (``crmind index --follow --serve``, or a Qdrant server
+    and ``crmind index --follow``), and the engine is started once here and shared by the workers.
     """
     import signal
 
@@ -83,6 +87,11 @@ def serve(
 
     settings = get_settings()
     host, port = host or settings.api_host, port or settings.api_port
+    if workers > 1 and not (settings.index_url or settings.qdrant_url):
+        # The embedded shard allows one opener: N workers would fight over it (all but one failing every search).
+        fail(f"{workers} workers can't share the embedded search index in {settings.data_dir / 'qdrant'}: one "
+             "process must own it. Run `crmind index --follow --serve` and set CRMIND_INDEX_URL to its URL "
+             "(or point CRMIND_QDRANT_URL at a Qdrant server and run `crmind index --follow`), or use --workers 1.")
     port_is_free(host, port)  # before the engine starts, so a busy port costs nothing to report
     # uvicorn captures these signals while it serves and raises them again once it has shut down; with
     # Python's default SIGTERM action that killed the process before the `finally` below could stop the engine.
@@ -96,7 +105,17 @@ def serve(
 
             engine_handle = ensure_engine(settings)
             typer.echo(f"model engine: {engine_handle.base_url} serving {', '.join(engine_handle.models)}")
-        uvicorn.run(create_app(follow_index=True), host=host, port=port, log_level="info")
+        if workers == 1:
+            # This process owns the index unless another one does.
+            uvicorn.run(create_app(follow_index=not settings.index_url, open_assistant=True), host=host, port=port,
+                        log_level="info")
+        else:
+            # Set the conversation store up once, before N workers would race to create its tables.
+            from agents.checkpointer import close_checkpointer, open_checkpointer
+
+            close_checkpointer(open_checkpointer())
+            uvicorn.run("serving.api.app:worker_app", factory=True, workers=workers, host=host, port=port,
+                        log_level="info")
     finally:
         if engine_handle is not None:
             engine_handle.stop()

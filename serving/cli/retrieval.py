@@ -23,8 +23,15 @@ def index(
     follow: Annotated[bool, typer.Option("--follow", help="Keep following the outbox after the build")] = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the index and build it from scratch")] = False,
     model: Annotated[str | None, typer.Option(help="Embedding model: minilm, e5 or a local folder")] = None,
+    serve: Annotated[bool, typer.Option("--serve", help="Own the index for API workers: build, follow the outbox "
+                                        "and answer their queries over HTTP (set CRMIND_INDEX_URL there)")] = False,
+    host: Annotated[str, typer.Option(help="With --serve: bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="With --serve: port")] = 8100,
 ) -> None:
     """Build the search index from the CRM (progress bar, summary line), then optionally follow changes."""
+    if serve:
+        _serve_index(host, port, model)
+        return
     from config.db import get_engine
     from retrieval.errors import RetrievalError
     from retrieval.indexer import build
@@ -51,6 +58,28 @@ def index(
                 typer.echo("stopped")
     finally:
         service.close()
+
+
+def _serve_index(host: str, port: int, model: str | None) -> None:
+    """The index owner process for several API workers (``serving.api.index_owner``)."""
+    import os
+
+    import uvicorn
+
+    from config.settings import get_settings
+    from serving.api.index_owner import owner_app
+    from serving.cli.common import port_is_free
+
+    settings = get_settings()
+    if settings.index_url or settings.qdrant_url:
+        fail("this process would own the embedded index, but CRMIND_INDEX_URL or CRMIND_QDRANT_URL says another "
+             "process or server holds it; unset them here (with a Qdrant server, run `crmind index --follow`)")
+    if model:
+        os.environ["CRMIND_EMBEDDING_MODEL"] = model
+        get_settings.cache_clear()
+    port_is_free(host, port)
+    typer.echo(f"index owner on http://{host}:{port}: building if needed, then following the outbox")
+    uvicorn.run(owner_app(settings.index_api_key), host=host, port=port, log_level="info")
 
 
 def _open_for_rebuild(model: str | None) -> IndexService:

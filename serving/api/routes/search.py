@@ -10,8 +10,10 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from config.objects import INDEXED
+from config.settings import get_settings
 from retrieval.follower import IndexStatus
 from retrieval.search import search_as
+from retrieval.service import owner_status
 from serving.api.deps import CurrentPrincipal, SessionDep
 from serving.api.errors import COMMON_RESPONSES, ErrorBody
 from serving.api.routing import StrictQueryRoute
@@ -86,6 +88,9 @@ def search_endpoint(
 
 @router.get("/search/status", response_model=IndexStatusPublic, summary="Search index build progress")
 def search_status(request: Request, principal: CurrentPrincipal) -> IndexStatusPublic:
-    """Whether the index is being built, and how far (idle when this server runs no follower)."""
-    status: IndexStatus = getattr(request.app.state, "index_status", None) or IndexStatus()
-    return IndexStatusPublic(**status.as_dict())  # type: ignore[arg-type]
+    """Whether the index is being built, and how far: this server's follower, or the index owner's when
+    another process owns the index (``CRMIND_INDEX_URL``); idle when neither runs."""
+    status: IndexStatus | None = getattr(request.app.state, "index_status", None)
+    if status is None and get_settings().index_url:
+        return IndexStatusPublic(**owner_status() or IndexStatus().as_dict())
+    return IndexStatusPublic(**(status or IndexStatus()).as_dict())  # type: ignore[arg-type]
