@@ -58,9 +58,12 @@ class Stats:
     latencies: list[float] = field(default_factory=list)
     codes: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    by_op: dict[str, list[float]] = field(default_factory=dict)
 
-    def record(self, started: float, outcome: str) -> None:
-        self.latencies.append(time.perf_counter() - started)
+    def record(self, started: float, outcome: str, op: str = "list") -> None:
+        elapsed = time.perf_counter() - started
+        self.latencies.append(elapsed)
+        self.by_op.setdefault(op, []).append(elapsed)
         self.codes[outcome] += 1
 
     def row(self) -> dict[str, Any]:
@@ -74,7 +77,8 @@ class Stats:
                 "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "errors": errors,
                 "conflicts_409": self.codes.get("409", 0),
                 "other_4xx": sum(n for c, n in self.codes.items() if c.startswith("4") and c != "409"),
-                "codes": dict(self.codes)}
+                "codes": dict(self.codes),
+                "p95_ms_by_op": {op: round(sorted(v)[int(0.95 * len(v))] * 1000, 1) for op, v in self.by_op.items()}}
 
 
 class Proc:
@@ -218,32 +222,32 @@ async def _user(client: httpx.AsyncClient, rep: Rep, rng: random.Random, stats: 
                 ops: dict[str, int]) -> None:
     names, weights = list(ops), list(ops.values())
 
-    async def call(method: str, url: str, **kw: Any) -> httpx.Response | None:
+    async def call(op: str, method: str, url: str, **kw: Any) -> httpx.Response | None:
         started = time.perf_counter()
         try:
             resp = await client.request(method, url, headers=rep.headers, **kw)
         except httpx.HTTPError:
-            stats.record(started, "transport")
+            stats.record(started, "transport", op)
             return None
-        stats.record(started, str(resp.status_code))
+        stats.record(started, str(resp.status_code), op)
         return resp
 
     while time.perf_counter() < deadline:
         op = rng.choices(names, weights)[0]
         if op == "list":
-            await call("GET", "/v1/opportunities", params={"limit": 50})
+            await call(op, "GET", "/v1/opportunities", params={"limit": 50})
         elif op == "get":
-            await call("GET", f"/v1/opportunities/{rng.choice(rep.opportunities)}")
+            await call(op, "GET", f"/v1/opportunities/{rng.choice(rep.opportunities)}")
         elif op == "activities":
-            await call("GET", "/v1/activities", params={"account_id": rng.choice(rep.accounts), "limit": 20})
+            await call(op, "GET", "/v1/activities", params={"account_id": rng.choice(rep.accounts), "limit": 20})
         elif op == "search":
-            await call("GET", "/v1/search", params={"q": rng.choice(QUERIES), "limit": 10})
+            await call(op, "GET", "/v1/search", params={"q": rng.choice(QUERIES), "limit": 10})
         else:
-            resp = await call("POST", "/v1/proposals", json={
+            resp = await call("propose", "POST", "/v1/proposals", json={
                 "object_type": "opportunity", "action": "update", "record_id": rng.choice(rep.opportunities),
                 "changes": {"probability": rng.randint(5, 95)}})
             if resp is not None and resp.status_code == 201:
-                await call("POST", f"/v1/proposals/{resp.json()['id']}/approve")
+                await call("approve", "POST", f"/v1/proposals/{resp.json()['id']}/approve")
 
 
 async def _level(base: str, reps: list[Rep], users: int, seconds: float, ops: dict[str, int], seed: int) -> Stats:
