@@ -168,7 +168,7 @@ def _reader(engine: Engine) -> Engine:
         if reader is None:
             args = {"connect_args": {"check_same_thread": False}} \
                 if engine.url.get_backend_name() == "sqlite" else {"pool_pre_ping": True}
-            reader = create_engine(engine.url, pool_size=1, max_overflow=0, **args)  # type: ignore[arg-type]
+            reader = create_engine(engine.url, pool_size=1, max_overflow=0, **args)
             _readers[engine] = reader
             event.listen(engine, "engine_disposed", lambda _e, r=reader: r.dispose())
         return reader

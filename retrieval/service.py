@@ -150,7 +150,7 @@ def _remote_service(url: str, api_key: str | None, embedder: Embedder) -> IndexS
     except Exception:
         store.close()
         raise
-    return IndexService(store, embedder, None)  # type: ignore[arg-type]
+    return IndexService(store, embedder, None)
 
 
 def get_service() -> IndexService:

@@ -120,8 +120,9 @@ def test_two_workers_search_one_index_owner_and_see_each_others_writes(
     h = {"Authorization": f"Bearer {rep_a}"}
     created = httpx.post(f"{server.base_url}/v1/proposals", headers=h, timeout=30, json={
         "object_type": "activity", "action": "create", "changes": {
-            "kind": "note", "occurred_at": "2026-11-01T09:00:00", "subject": "Zephyrine turbine", "body": "Customer asked about the Zephyrine turbine "
-            "retrofit for their second plant.", "account_id": world.records["a"]["account"]}})
+            "kind": "note", "occurred_at": "2026-11-01T09:00:00", "subject": "Zephyrine turbine",
+            "body": "Customer asked about the Zephyrine turbine retrofit for their second plant.",
+            "account_id": world.records["a"]["account"]}})
     assert created.status_code == 201, created.text
     approved = httpx.post(f"{server.base_url}/v1/proposals/{created.json()['id']}/approve", headers=h, timeout=30)
     assert approved.status_code == 200, approved.text

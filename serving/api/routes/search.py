@@ -88,9 +88,12 @@ def search_endpoint(
 
 @router.get("/search/status", response_model=IndexStatusPublic, summary="Search index build progress")
 def search_status(request: Request, principal: CurrentPrincipal) -> IndexStatusPublic:
-    """Whether the index is being built, and how far: this server's follower, or the index owner's when
-    another process owns the index (``CRMIND_INDEX_URL``); idle when neither runs."""
+    """Whether the index is being built, and how far.
+
+    This server's follower, or the index owner's when another process owns the index (``CRMIND_INDEX_URL``);
+    idle when neither runs.
+    """
     status: IndexStatus | None = getattr(request.app.state, "index_status", None)
     if status is None and get_settings().index_url:
         return IndexStatusPublic(**owner_status() or IndexStatus().as_dict())
-    return IndexStatusPublic(**(status or IndexStatus()).as_dict())  # type: ignore[arg-type]
+    return IndexStatusPublic(**(status or IndexStatus()).as_dict())
