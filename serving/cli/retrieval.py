@@ -74,6 +74,11 @@ def _serve_index(host: str, port: int, model: str | None) -> None:
     if settings.index_url or settings.qdrant_url:
         fail("this process would own the embedded index, but CRMIND_INDEX_URL or CRMIND_QDRANT_URL says another "
              "process or server holds it; unset them here (with a Qdrant server, run `crmind index --follow`)")
+    if not settings.index_api_key and host not in ("127.0.0.1", "localhost", "::1"):
+        # The owner answers any filter it is sent (workers put the caller's permissions in it): off this host,
+        # only a holder of the shared key may ask, or anyone on the network could read every team's text.
+        fail(f"the index owner would listen on {host} without a key; set CRMIND_INDEX_API_KEY here and on the "
+             "API workers, or bind to 127.0.0.1")
     if model:
         os.environ["CRMIND_EMBEDDING_MODEL"] = model
         get_settings.cache_clear()

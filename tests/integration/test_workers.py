@@ -163,3 +163,14 @@ def test_several_workers_on_the_embedded_index_are_refused(tmp_path: Path) -> No
     assert out.returncode == 1
     assert "3 workers can't share the embedded search index" in out.stderr
     assert "crmind index --follow --serve" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_an_index_owner_open_to_the_network_needs_a_key(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CRMIND_DATA_DIR": str(tmp_path),
+           "CRMIND_DATABASE_URL": f"sqlite:///{tmp_path}/crm.db"}
+    for key in ("CRMIND_INDEX_URL", "CRMIND_QDRANT_URL", "CRMIND_INDEX_API_KEY"):
+        env.pop(key, None)
+    out = subprocess.run([sys.executable, "-m", "serving.cli", "index", "--follow", "--serve", "--host", "0.0.0.0",
+                          "--port", str(free_port())], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "without a key; set CRMIND_INDEX_API_KEY" in out.stderr and "Traceback" not in out.stderr
