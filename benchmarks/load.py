@@ -41,7 +41,7 @@ from typing import Any
 
 import httpx
 
-from inference.engine_process import _pdeathsig_hook
+from inference.engine_process import _pdeathsig_hook, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get("CRMIND_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -55,25 +55,23 @@ MIX = {"list": 30, "get": 20, "activities": 15, "search": 15, "write": 20}
 class Stats:
     """Latencies and outcomes of one measured level."""
 
-    latencies: list[float] = field(default_factory=list)
+    by_op: dict[str, list[float]] = field(default_factory=dict)
     codes: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
-    by_op: dict[str, list[float]] = field(default_factory=dict)
 
     def record(self, started: float, outcome: str, op: str = "list") -> None:
-        elapsed = time.perf_counter() - started
-        self.latencies.append(elapsed)
-        self.by_op.setdefault(op, []).append(elapsed)
+        self.by_op.setdefault(op, []).append(time.perf_counter() - started)
         self.codes[outcome] += 1
 
     def row(self) -> dict[str, Any]:
-        lat = sorted(self.latencies) or [0.0]
+        n = sum(len(v) for v in self.by_op.values())
+        lat = sorted(x for v in self.by_op.values() for x in v) or [0.0]
 
         def pct(p: float) -> float:
             return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 1)
 
         errors = sum(n for c, n in self.codes.items() if c.startswith("5") or c == "transport")
-        return {"requests": len(self.latencies), "rps": round(len(self.latencies) / self.seconds, 1),
+        return {"requests": n, "rps": round(n / self.seconds, 1),
                 "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "errors": errors,
                 "conflicts_409": self.codes.get("409", 0),
                 "other_4xx": sum(n for c, n in self.codes.items() if c.startswith("4") and c != "409"),
@@ -99,14 +97,6 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.p.kill()
                 self.p.wait()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(url: str, proc: Proc, timeout_s: float, ok: Callable[[httpx.Response], bool] = lambda r: r.status_code == 200,
@@ -155,14 +145,14 @@ class Layout:
         _crmind(self.env, "demo", "--scale", str(scale))
         self.demo_s = time.monotonic() - started
         self.procs: list[Proc] = []
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.tokens = json.loads((self.dir / "data" / "demo_tokens.json").read_text())
 
     def start(self) -> None:
         env = dict(self.env)
         if self.name == "postgres":
-            owner_port = _free_port()
+            owner_port = free_port()
             owner = Proc([sys.executable, "-m", "serving.cli", "index", "--follow", "--serve", "--port",
                           str(owner_port)], env, self.dir / "owner.log")
             self.procs.append(owner)
@@ -182,7 +172,7 @@ class Layout:
         return next(t for t in self.tokens if t["role"] == role)
 
     def start_baseline(self) -> Proc:
-        self.baseline_port = _free_port()
+        self.baseline_port = free_port()
         db = self.env["CRMIND_DATABASE_URL"]
         proc = Proc([sys.executable, "-m", "uvicorn", "benchmarks.load_baseline:app", "--port",
                      str(self.baseline_port), "--workers", str(self.workers), "--log-level", "warning"],

@@ -129,32 +129,36 @@ def spawn(
 _PR_SET_PDEATHSIG = 1
 
 
-def _pdeathsig_hook() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that has Linux send the child SIGTERM when we die; None where prctl is missing."""
+def _prctl() -> Callable[..., int] | None:
+    """The C library's ``prctl``, None where there is none (not Linux)."""
     try:
-        prctl = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
+        prctl: Callable[..., int] = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
-    parent = os.getpid()
-
-    def hook() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # we died between fork and prctl
-            os._exit(1)
-
-    return hook
+    return prctl
 
 
-def die_with_parent() -> None:
-    """Have Linux SIGTERM this process when its parent dies (an API worker whose supervisor was SIGKILLed)."""
-    parent = os.getppid()
-    try:
-        prctl = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return
+def _die_with(prctl: Callable[..., int], parent: int) -> None:
+    """Have Linux SIGTERM this process when ``parent`` dies; exit now if it already has."""
     prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # the parent died before prctl
         os._exit(1)
+
+
+def _pdeathsig_hook() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has Linux send the child SIGTERM when we die; None where prctl is missing."""
+    prctl = _prctl()  # looked up here: the forked child should only make the call
+    if prctl is None:
+        return None
+    parent = os.getpid()
+    return lambda: _die_with(prctl, parent)
+
+
+def die_with_parent() -> None:
+    """The same for this process and its parent (an API worker whose supervisor was SIGKILLed)."""
+    prctl = _prctl()
+    if prctl is not None:
+        _die_with(prctl, os.getppid())
 
 
 def _stop_group(pid: int, timeout_s: float, wait: Callable[[float], object]) -> None:

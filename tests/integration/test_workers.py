@@ -95,8 +95,7 @@ def _workers(server: ServerProcess, n: int, timeout_s: float = 120.0) -> list[ps
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         kids = [k for k in psutil.Process(server.pid).children() if "spawn_main" in " ".join(k.cmdline())]
-        if len(kids) >= n and "Application startup complete" in server.tail(200) \
-                and server.tail(200).count("Application startup complete") >= n:
+        if len(kids) >= n and server.tail(200).count("Application startup complete") >= n:
             return kids
         time.sleep(0.3)
     raise AssertionError(f"{n} workers did not start:\n{server.tail()}")
