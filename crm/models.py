@@ -242,6 +242,8 @@ class OutboxEntry(Base):
     object_type: Mapped[str] = mapped_column(String(30))
     record_id: Mapped[int] = mapped_column(Integer)
     op: Mapped[str] = mapped_column(String(10))  # upsert | delete | erase
+    # The applied proposal behind the change (rules trigger on it); empty for undo and erase.
+    proposal_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

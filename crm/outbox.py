@@ -10,13 +10,16 @@ from config.objects import INDEXED
 from crm.models import OutboxCursor, OutboxEntry
 
 
-def emit(session: Session, obj: str, record_id: int, op: str = "upsert") -> None:
-    """Queue ``op`` (upsert | delete | erase) for a record; a no-op for objects that are not indexed."""
+def emit(session: Session, obj: str, record_id: int, op: str = "upsert", proposal_id: int | None = None) -> None:
+    """Queue ``op`` (upsert | delete | erase) for a record; a no-op for objects that are not indexed.
+
+    ``proposal_id`` names the applied proposal behind the change (what record rules trigger on).
+    """
     if obj in INDEXED:
         # Draw the id under the write lock, so entries commit in id order and no consumer skips one
         # (found by the crash test on PostgreSQL: an erase's entry committed below the cursor).
         ledger.hold_write_lock(session)
-        session.add(OutboxEntry(object_type=obj, record_id=record_id, op=op))
+        session.add(OutboxEntry(object_type=obj, record_id=record_id, op=op, proposal_id=proposal_id))
         session.flush()
 
 

@@ -323,7 +323,8 @@ def _apply(session: Session, principal: Principal, proposal: Proposal, parent: s
     proposal.status = "applied"
     proposal.applied_at = utcnow()
     proposal.applied_version = None if proposal.action == "delete" else record.version
-    outbox.emit(session, obj, proposal.record_id or 0, "delete" if proposal.action == "delete" else "upsert")
+    outbox.emit(session, obj, proposal.record_id or 0, "delete" if proposal.action == "delete" else "upsert",
+                proposal.id)
     ledger.append(session, kind="apply", actor=principal.actor, parent_id=parent,
                   input_summary=f"applied {proposal.action} on {obj} {proposal.record_id}",
                   output={"proposal_id": proposal.id, "changes": _ledger_safe(obj, proposal.changes),

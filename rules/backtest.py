@@ -276,9 +276,7 @@ def backtest(session: Session, principal: Principal, rule: Rule, *, previous: Ru
     try:
         scanned = con.execute("SELECT count(*) FROM ev").fetchall()[0][0]
         if not isinstance(rule.trigger, EventTrigger):
-            return BacktestResult(events_scanned=scanned, synced=synced, seconds=time.perf_counter() - started,
-                                  fires=0, customers=0, per_day=[], sample=[], actions=[],
-                                  note="record and schedule rules are not backtested over web events")
+            return _record_backtest(session, principal, rule, started, sample_size)
         fires = run_rule(con, rule)
         per_day = sorted(Counter(_day(f.ts) for f in fires).items())
         customers = {f.customer for f in fires}
@@ -306,6 +304,28 @@ def backtest(session: Session, principal: Principal, rule: Rule, *, previous: Ru
                               actions=actions, overlaps=overlaps, impact=impact)
     finally:
         con.close()
+
+
+def _record_backtest(session: Session, principal: Principal, rule: Rule, started: float,
+                     sample_size: int) -> BacktestResult:
+    """A change or schedule rule over the CRM's own history (see ``rules.records.history``)."""
+    from rules.records import history
+
+    now = datetime.now(UTC).replace(tzinfo=None)
+    fires = history(session, principal, rule, now)
+    per_day = sorted(Counter(f.at.strftime("%Y-%m-%d") for f in fires).items())
+    sample = []
+    for f in fires[-sample_size:][::-1]:
+        shown = view(principal, f.obj, f.record)
+        sample.append({"customer": f"{f.obj}:{f.record.id}", "event_id": None, "at": f.at.strftime("%Y-%m-%d %H:%M"),
+                       "record": {k: shown.get(k) for k in ("id", "name", "subject", "stage", "status", "amount")
+                                  if shown.get(k) is not None}})
+    actions = [{"type": a.type, "count": len(fires), "text": explain_action(a, rule.language)} for a in rule.actions]
+    scope = ("changes applied in the last 30 days" if rule.trigger.kind == "record" else
+             "dates from 30 days ago to 7 days ahead" if getattr(rule.trigger, "date_field", None) else "today")
+    return BacktestResult(events_scanned=0, synced=0, seconds=round(time.perf_counter() - started, 4),
+                          fires=len(fires), customers=len({f.record.id for f in fires}), per_day=per_day, sample=sample,
+                          actions=actions, note=f"over {scope}; conditions tested on the records as they are now")
 
 
 def _sample(session: Session, principal: Principal, fire: Fire) -> dict[str, Any]:

@@ -72,7 +72,7 @@ def _filter_fn(f: EventFilter) -> Callable[[Ev], bool]:
     return match
 
 
-_CMP: dict[str, Callable[[Any, Any], bool]] = {
+COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "gt": lambda a, b: a is not None and a > b,
     "ge": lambda a, b: a is not None and a >= b, "lt": lambda a, b: a is not None and a < b,
     "le": lambda a, b: a is not None and a <= b, "in": lambda a, b: a in (b or []),
@@ -84,7 +84,7 @@ CondFn = Callable[[Ev, "deque[Ev]"], "list[str] | None"]
 
 
 def _aggregate(c: AggregateCondition) -> CondFn:
-    match, window, cmp, value, total = _filter_fn(c.filter), c.window_minutes * 60.0, _CMP[c.op], c.value, \
+    match, window, cmp, value, total = _filter_fn(c.filter), c.window_minutes * 60.0, COMPARE[c.op], c.value, \
         c.fn == "sum_duration"
 
     def cond(ev: Ev, history: deque[Ev]) -> list[str] | None:
@@ -124,7 +124,7 @@ def _sequence(c: SequenceCondition) -> CondFn:
 
 
 def _field(c: FieldCondition) -> CondFn:
-    cmp, name, value = _CMP[c.op], c.field, c.value
+    cmp, name, value = COMPARE[c.op], c.field, c.value
 
     def cond(ev: Ev, _history: deque[Ev]) -> list[str] | None:
         if name.startswith("custom.") or name.startswith("properties."):

@@ -20,6 +20,7 @@ from rules.errors import RuleBlocked, RuleForbidden, RuleNotFound, RuleStateErro
 from rules.explain import explain
 from rules.language import Rule
 from rules.models import RuleRecord, RuleVersion
+from rules.records import check_runnable
 
 MANAGERS = ("manager", "admin")
 
@@ -77,6 +78,7 @@ def list_rules(session: Session, principal: Principal, *, status: str | None = N
 
 def _new_version(session: Session, principal: Principal, rec: RuleRecord, version: int, text: str, rule: Rule,
                  compiled_by: str) -> RuleVersion:
+    check_runnable(rule)  # a rule the engine can't run is refused now, not left to never fire
     findings = [f.model_dump() for f in check(rule)]
     row = RuleVersion(rule_id=rec.id, version=version, status="draft", text=text,
                       definition=rule.model_dump(mode="json"), explanation=explain(rule), findings=findings,

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 import ledger
 from config.errors import CrmindError
+from config.objects import ref
 from crm import proposals
 from crm.access import Principal
 from crm.auth import principal_for
@@ -44,6 +45,7 @@ from rules.language import (
 )
 from rules.lifecycle import active_rules, rule_tag
 from rules.models import IngestedEvent, RuleFiring, RuleRecord
+from rules.records import TickResult, process_changes, rule_problems, run_schedules
 
 EventTypeName = str
 
@@ -165,6 +167,27 @@ class Runner:
             if compiled is not None:
                 self.engine.add(compiled)
 
+    def rules_of(self, kind: str) -> list[Loaded]:
+        """The loaded rules whose trigger is of ``kind`` (event | record | schedule) and that can run."""
+        return [x for x in self.loaded.values() if x.rule.trigger.kind == kind and not rule_problems(x.rule)]
+
+    def tick(self, session: Session, now: datetime | None = None, *, changes: bool = True,
+             schedules: bool = True) -> TickResult:
+        """Record rules: the CRM changes since the last tick, then (if ``schedules``) what has come due at ``now``.
+
+        The caller commits; the outbox cursor moves in the same transaction as the firings.
+        """
+        with self.lock:
+            self.refresh(session)
+            result = TickResult()
+            if changes:
+                result = process_changes(session, self.rules_of("record"))
+            if schedules:
+                due = run_schedules(session, self.rules_of("schedule"), _naive(now))
+                result.firings += due.firings
+                result.skipped_by_limits += due.skipped_by_limits
+            return result
+
     def _warm(self, session: Session, ev: Ev) -> None:
         """First sight of a customer here: rebuild their window from stored events (restart or takeover)."""
         if ev.customer in self.warm:
@@ -232,8 +255,9 @@ def _plan(session: Session, loaded: Loaded, action: Any, ev: Ev, record: tuple[s
             "kind": kind, "subject": subject[:300], "occurred_at": now.isoformat(), "owner_id": owner, **link}}
 
     if isinstance(action, CreateLead):
-        visitor = ev.customer
-        changes: dict[str, Any] = {"name": f"Web visitor {visitor}"[:160], "pool": action.pool, "source": "web"}
+        who = (getattr(rec, "name", None) or getattr(rec, "subject", None)) if rec is not None else None
+        changes: dict[str, Any] = {"name": (who or f"Web visitor {ev.customer}")[:160], "pool": action.pool,
+                                   "source": "web" if rec is None else "rule"}
         if action.score is not None:
             changes["score"] = action.score
         return [{"object_type": "lead", "action": "create", "changes": changes}]
@@ -301,12 +325,17 @@ def apply_firing(session: Session, loaded: Loaded, firing: Firing, record: tuple
     refs = [f"rule:{rec.id}"] + [f"{o}:{i}" for o, i in (("contact", ev.contact_id), ("account", ev.account_id)) if i]
     if ev.event_id:
         refs.append(f"event:{ev.event_id}")
+    if record is not None:
+        refs.append(ref(record[0], record[1].id))
+    on = "event" if record is None else ev.type  # e.g. "opportunity.field_changed", "case.schedule"
     decision = ledger.append(
         session, kind="rule_firing", actor=f"rule:{rec.id}",
-        input_summary=f"rule {rec.id} v{firing.version} fired on event {ev.key} (customer {ev.customer})",
+        input_summary=f"rule {rec.id} v{firing.version} fired on {on} {ev.key} (customer {ev.customer})",
         output={"rule_id": rec.id, "version": firing.version, "event_key": ev.key, "customer": ev.customer,
                 "depth": ev.depth, "events": evidence, "actions": [a.type for a in rule.actions]},
-        evidence=[k for k in evidence if k.startswith("event:")] or [], refs=refs, rule_id=tag)
+        # An event rule's evidence is the events; a record rule's is the record, the change and the last activity.
+        evidence=[k for k in evidence if k.startswith("event:")] if record is None else evidence,
+        refs=list(dict.fromkeys(refs)), rule_id=tag)
     row.decision_id = decision.id
     ids, pending, problems = [], False, []
     for i, action in enumerate(rule.actions):

@@ -25,6 +25,7 @@ from rules.catalog import Catalog, file_catalog
 from rules.explain import explain as render
 from rules.language import Assign, CreateLead, Rule
 from rules.parser import Option, Question, language_of, parse
+from rules.records import rule_problems
 
 EXAMPLES = Path(__file__).resolve().parent / "examples.yaml"
 
@@ -92,6 +93,11 @@ def check(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """A model's rule may name pools that do not exist: ask instead of guessing."""
     if state.rule is None:
         return {}
+    problems = rule_problems(state.rule)
+    if problems:  # e.g. a field the object doesn't have: say so, rather than store a rule that never fires
+        lead = "这条规则无法执行:" if state.language == "zh" else "This rule can't run as written: "
+        return {"rule": None, "questions": [Question(id="rephrase", text=lead + "; ".join(problems),
+                                                     options=[Option(value="", label=p[:200]) for p in problems])]}
     catalog = _catalog(runtime)
     questions = []
     actions = []

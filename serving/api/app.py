@@ -29,13 +29,18 @@ def create_app(*, follow_index: bool = False, open_assistant: bool | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         """The MCP transport's task group, and (in the server) the one index owner of the process."""
-        follower = None
+        follower = rule_worker = None
         if follow_index:
             from retrieval.follower import IndexFollower
+            from rules.worker import RuleWorker
 
             follower = IndexFollower()
             app.state.index_status = follower.status
             follower.start()
+            # Record rules (CRM changes, schedules) run beside the index in the process that owns background work.
+            rule_worker = RuleWorker()
+            app.state.rule_worker = rule_worker.status
+            rule_worker.start()
         if open_assistant:
             # Open the conversation store now, outside any request's transaction (on PostgreSQL its first
             # setup builds indexes CONCURRENTLY, which can't run inside one).
@@ -46,6 +51,8 @@ def create_app(*, follow_index: bool = False, open_assistant: bool | None = None
             async with mcp_lifespan():
                 yield
         finally:
+            if rule_worker is not None:
+                rule_worker.stop()
             if follower is not None:
                 follower.stop()
 

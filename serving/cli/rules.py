@@ -158,3 +158,46 @@ def eval_rules(
             for text in r.failures:
                 typer.echo(f"  [{r.mode}] {text}")
     typer.echo(" · ".join(f"{r.mode}: {r.ok}/{r.n} ({100 * r.ok / max(r.n, 1):.0f}%)" for r in results))
+
+
+@app.command("tick")
+def tick_cmd(
+    now: Annotated[str | None, typer.Option(help="Run the schedules as of this UTC time (ISO 8601); default now")]
+    = None,
+) -> None:
+    """Run the record rules once: CRM changes since the last tick, then the schedules that have come due."""
+    from datetime import datetime
+
+    from config.db import transaction
+    from rules.runner import runner_for
+
+    try:
+        when = datetime.fromisoformat(now) if now else None
+    except ValueError:
+        fail(f"--now takes an ISO 8601 time like 2026-12-03T09:00:00, not '{now}'")
+    with transaction() as session:
+        result = runner_for(session).tick(session, when)
+    typer.echo(f"{result.changes_seen} changes seen, {result.firings} firings"
+               + (f", {result.skipped_by_limits} held back by rate limits" if result.skipped_by_limits else ""))
+
+
+@app.command("run")
+def run_cmd(
+    interval: Annotated[float, typer.Option(help="Seconds between passes over the outbox")] = 1.0,
+    schedule_every: Annotated[float, typer.Option(help="Seconds between schedule checks")] = 60.0,
+) -> None:
+    """Run record rules until stopped (what the server's rule worker does, as a process of its own)."""
+    import signal
+    import threading
+
+    from rules.worker import RuleWorker
+
+    worker = RuleWorker(interval=interval, schedule_every=schedule_every)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    worker.start()
+    typer.echo("rule worker running (Ctrl-C stops it)")
+    done.wait()
+    worker.stop()
+    typer.echo(f"stopped: {worker.status.ticks} passes, {worker.status.firings} firings")

@@ -43,6 +43,16 @@ def test_model_naming_an_unknown_pool_gets_a_question() -> None:
     assert answered.rule is not None and answered.rule.actions[0].pool == "vip"
 
 
+def test_a_model_rule_on_a_field_the_object_lacks_comes_back_as_a_question() -> None:
+    bad = {"trigger": {"kind": "schedule", "object": "case", "date_field": "resolution", "offset_minutes": -60},
+           "conditions": [{"kind": "aggregate", "fn": "count", "op": "ge", "value": 2}],
+           "actions": [{"type": "escalate", "to": "support_lead"}]}
+    state = compile_rule(OUTSIDE_GRAMMAR, context=Context(chat=FakeListChatModel(responses=[json.dumps(bad)])))
+    assert state.rule is None and state.questions[0].id == "rephrase"
+    assert "'resolution' is not a date of case" in state.questions[0].text
+    assert "aggregate condition counts web events" in state.questions[0].text
+
+
 def test_few_shot_prompt_carries_examples_compiled_by_the_grammar() -> None:
     from agents.rule_author.graph import messages_for
     from rules.catalog import file_catalog
