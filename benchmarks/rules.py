@@ -114,12 +114,15 @@ def durable_rate(rules: list[Rule], evs: list[Ev]) -> tuple[float, int]:
     name = f"bench{len(rules)}_{time.time_ns()}"
     fired = [0]
     with ruleset(name):
-        for r in rules:
+        for i, r in enumerate(rules):
             f = r.trigger.filter  # type: ignore[union-attr]
 
-            @when_all((m.type == f.types[0]) & (m.duration_s >= f.min_duration_s))
-            def act(c, _f=f):  # noqa: ANN001, ANN202
+            def act(c):  # noqa: ANN001, ANN202
                 fired[0] += 1
+
+            # durable-rules names a rule after its function: one name for all would keep only the last rule.
+            act.__name__ = f"r{i}"
+            when_all((m.type == f.types[0]) & (m.duration_s >= f.min_duration_s))(act)
 
     started = time.perf_counter()
     for e in evs:

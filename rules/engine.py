@@ -8,6 +8,7 @@ restart or a partition moving to another worker loses nothing.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ class Ev:
     properties: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs a setattr call per field, per firing
 class Firing:
     """A rule version fired for an event: which rule, which version, which events made it fire."""
 
@@ -146,6 +147,16 @@ class CompiledRule:
     trigger: Callable[[Ev], bool]
     conditions: list[CondFn]
     fired_hour: deque[float] = field(default_factory=deque)
+    # The limits as plain ints: the hot loop reads them per candidate, not through three attribute lookups.
+    max_depth: int = 0
+    max_day: int = 0
+    max_hour: int = 0
+    check_trigger: bool = True  # False when the engine's type-and-duration index already matched the trigger
+
+    def __post_init__(self) -> None:
+        limits = self.rule.limits
+        self.max_depth, self.max_day, self.max_hour = (limits.max_depth, limits.max_fires_per_customer_per_day,
+                                                       limits.max_fires_per_hour)
 
     @property
     def window_s(self) -> float:
@@ -184,23 +195,44 @@ class Engine:
 
     def __init__(self, rules: Iterable[CompiledRule] = ()) -> None:
         self.rules: list[CompiledRule] = []
+        self._typed: dict[str, list[CompiledRule]] = {}
+        self._plain: dict[str, list[CompiledRule]] = {}
         self.by_type: dict[str, list[CompiledRule]] = {}
+        self.by_duration: dict[str, tuple[list[int], list[CompiledRule]]] = {}
         self.any_type: list[CompiledRule] = []
         self.state: dict[str, CustomerState] = {}
         self.horizon_s = DAY_S
+        self.keeps_history = False
         for r in rules:
             self.add(r)
 
     def add(self, compiled: CompiledRule) -> None:
-        """Index one rule by its trigger's event types."""
+        """Index one rule by its trigger's event types.
+
+        ``by_type[t]`` holds the rules for type ``t`` followed by the rules for any type, so an event looks up one
+        list; a type no rule names falls back to ``any_type``.
+        """
         self.rules.append(compiled)
         trigger = compiled.rule.trigger
         assert isinstance(trigger, EventTrigger)
-        if trigger.filter.types:
-            for t in trigger.filter.types:
-                self.by_type.setdefault(t, []).append(compiled)
+        f = trigger.filter
+        if f.types and f.page_prefix is None:
+            # Type and minimum duration only (the commonest trigger): an index answers it, sorted by threshold,
+            # so an event bisects to the rules it passes instead of calling each rule's filter.
+            compiled.check_trigger = False
+            for t in f.types:
+                plain = self._plain.setdefault(t, [])
+                plain.append(compiled)
+                plain.sort(key=lambda c: c.rule.trigger.filter.min_duration_s or 0)  # type: ignore[union-attr]
+                self.by_duration[t] = ([c.rule.trigger.filter.min_duration_s or 0 for c in plain],  # type: ignore
+                                       plain)
+        elif f.types:
+            for t in f.types:
+                self._typed.setdefault(t, []).append(compiled)
         else:
             self.any_type.append(compiled)
+        self.by_type = {t: [*typed, *self.any_type] for t, typed in self._typed.items()}
+        self.keeps_history = self.keeps_history or bool(compiled.conditions)
         self.horizon_s = max(self.horizon_s, compiled.window_s)
 
     def customer(self, key: str) -> CustomerState:
@@ -232,37 +264,52 @@ class Engine:
 
     def process(self, ev: Ev) -> list[Firing]:
         """Add ``ev`` to its customer's state and return the rules that fire on it."""
-        state = self.remember(ev)
-        candidates = self.by_type.get(ev.type)
-        if not candidates and not self.any_type:
+        # Only conditions read a customer's past events; with none among the rules, keeping them is wasted work.
+        state = self.remember(ev) if self.keeps_history else self.customer(ev.customer)
+        candidates = self.by_type.get(ev.type, self.any_type)
+        indexed = self.by_duration.get(ev.type)
+        if indexed is not None:
+            thresholds, plain = indexed
+            candidates = plain[:bisect_right(thresholds, ev.duration_s)] + candidates
+        if not candidates:
             return []
         out: list[Firing] = []
-        for compiled in (candidates or []) + self.any_type if candidates else self.any_type:
-            if ev.depth >= compiled.rule.limits.max_depth or not compiled.trigger(ev):
+        depth, events = ev.depth, state.events
+        for compiled in candidates:
+            if depth >= compiled.max_depth or (compiled.check_trigger and not compiled.trigger(ev)):
+                continue
+            if not compiled.conditions:
+                if self._allowed(compiled, state, ev.ts):
+                    out.append(Firing(compiled.rule_id, compiled.version, ev, (ev.key,)))
                 continue
             evidence: list[str] = [ev.key]
             for cond in compiled.conditions:
-                keys = cond(ev, state.events)
+                keys = cond(ev, events)
                 if keys is None:
                     break
                 evidence.extend(keys)
             else:
-                if self._allowed(compiled, state, ev):
+                if self._allowed(compiled, state, ev.ts):
                     out.append(Firing(compiled.rule_id, compiled.version, ev, tuple(dict.fromkeys(evidence))))
         return out
 
-    def _allowed(self, compiled: CompiledRule, state: CustomerState, ev: Ev) -> bool:
-        limits = compiled.rule.limits
-        fires = state.fires.setdefault(compiled.rule_id, deque())
-        while fires and fires[0] <= ev.ts - DAY_S:
-            fires.popleft()
-        if len(fires) >= limits.max_fires_per_customer_per_day:
-            return False
-        hour = compiled.fired_hour
-        while hour and hour[0] <= ev.ts - HOUR_S:
+    @staticmethod
+    def _allowed(compiled: CompiledRule, state: CustomerState, ts: float) -> bool:
+        """The rule's limits (sliding day per customer, sliding hour per rule); counts the firing if allowed."""
+        fires = state.fires.get(compiled.rule_id)
+        if fires is None:
+            fires = state.fires[compiled.rule_id] = deque()
+        else:
+            cutoff = ts - DAY_S
+            while fires and fires[0] <= cutoff:
+                fires.popleft()
+            if len(fires) >= compiled.max_day:
+                return False
+        hour, cutoff = compiled.fired_hour, ts - HOUR_S
+        while hour and hour[0] <= cutoff:
             hour.popleft()
-        if len(hour) >= limits.max_fires_per_hour:
+        if len(hour) >= compiled.max_hour:
             return False
-        fires.append(ev.ts)
-        hour.append(ev.ts)
+        fires.append(ts)
+        hour.append(ts)
         return True
