@@ -301,6 +301,10 @@ def schedule_candidates(session: Session, loaded: Any, now: datetime) -> Iterato
         column = getattr(model, c.field, None) if isinstance(c, FieldCondition) and "." not in c.field else None
         if column is not None and isinstance(c.value, int | float | str) and not isinstance(c.value, bool):
             stmt = stmt.where(_sql_compare(c.op, column, c.value))
+        if isinstance(c, InactivityCondition) and obj in _LINKS:  # quiet records only, found by the database
+            since = now - timedelta(days=c.days)
+            link = getattr(Activity, _LINKS[obj])
+            stmt = stmt.where(~select(Activity.id).where(link == model.id, Activity.occurred_at > since).exists())
     if trigger.date_field:
         earliest, latest = _due_window(trigger, now)
         column = getattr(model, trigger.date_field)
