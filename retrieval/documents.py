@@ -199,14 +199,17 @@ class Loader:
         from sqlalchemy import func
         return sum(self.session.scalar(select(func.count()).select_from(m)) or 0 for m in _MODELS.values())
 
+    def page(self, obj: str, after_id: int, limit: int) -> list[Any]:
+        """Up to ``limit`` rows of ``obj`` with ids above ``after_id``, in id order."""
+        model = _MODELS[obj]
+        return list(self.session.scalars(select(model).where(model.id > after_id).order_by(model.id).limit(limit)))
+
     def iter_all(self, batch: int = 500) -> Iterator[tuple[str, Any]]:
         """Every indexable row, type by type, in id order."""
         for obj in INDEXED_ORDER:
-            model = _MODELS[obj]
             last = 0
             while True:
-                rows = list(self.session.scalars(
-                    select(model).where(model.id > last).order_by(model.id).limit(batch)))
+                rows = self.page(obj, last, batch)
                 if not rows:
                     break
                 for row in rows:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -16,16 +17,24 @@ from sqlalchemy import Engine
 from retrieval.service import IndexService, close_service, get_service
 
 log = logging.getLogger(__name__)
-State = Literal["idle", "building", "following", "failed", "stopped"]
+State = Literal["idle", "building", "filling", "following", "failed", "stopped"]
 
 
 @dataclass
 class IndexStatus:
-    """Where the background build stands (``GET /v1/search/status``)."""
+    """Where the background build stands (``GET /v1/search/status``), per leg.
+
+    ``building``: the sparse (BM25) pass over every record; ``filling``: search covers the whole CRM through
+    the sparse leg, and dense vectors are being added (``dense_done`` of ``records_total``) while changes are
+    followed; ``following``: both legs complete.
+    """
 
     state: State = "idle"
     records_done: int = 0
     records_total: int = 0
+    sparse_complete: bool = False
+    dense_complete: bool = False
+    dense_done: int = 0
 
     def as_dict(self) -> dict[str, object]:
         """Plain dict for JSON."""
@@ -81,16 +90,48 @@ class IndexFollower:
         self.status.records_done, self.status.records_total = done, total
 
     def _run(self, service: IndexService) -> None:
-        from retrieval.indexer import build, follow, is_built
+        from retrieval.indexer import build, follow, is_built, is_dense_complete
 
         try:
             if not is_built(self.engine):
                 self.status.state = "building"
                 summary = build(self.engine, service.store, service.embedder, progress=False,
-                                on_progress=self._progress, stop=self._stop)
-                log.info("index build: %s", summary.line())
+                                on_progress=self._progress, stop=self._stop, sparse_only=True)
+                log.info("index build (sparse leg): %s", summary.line())
+                if self._stop.is_set():
+                    return
+            self.status.sparse_complete = True
+            if not is_dense_complete(self.engine):
+                self.status.state = "filling"
+                self._fill_dense(service)
+                if self._stop.is_set():
+                    return
+            self.status.dense_complete = True
+            self.status.dense_done = self.status.records_total = max(self.status.records_total,
+                                                                     self.status.records_done)
             self.status.state = "following"
             follow(self.engine, service.store, service.embedder, interval=self.interval, stop=self._stop)
         except Exception:
             self.status.state = "failed"
             log.exception("index follower stopped")
+
+    def _fill_dense(self, service: IndexService) -> None:
+        """Dense vectors for every record, a batch at a time, with the outbox applied between batches."""
+        from config.db import session_factory
+        from retrieval.documents import Loader
+        from retrieval.indexer import DenseFill, sync
+
+        factory = session_factory(self.engine)
+        with factory() as session:
+            total = Loader(session).count()
+        fill = DenseFill(total)
+        self.status.records_total = total
+        started = time.perf_counter()
+        while not fill.finished and not self._stop.is_set():
+            sync(self.engine, service.store, service.embedder)  # changes first: they carry both legs
+            with factory() as session:
+                fill.step(session, service.store, service.embedder)
+                session.commit()
+            self.status.dense_done = fill.done
+        if fill.finished:
+            log.info("index dense leg complete: %d records in %.0fs", fill.done, time.perf_counter() - started)

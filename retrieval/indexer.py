@@ -18,7 +18,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from config.db import session_factory
-from config.objects import parse_ref, ref
+from config.objects import INDEXED_ORDER, parse_ref, ref
 from crm import outbox
 from crm.models import OutboxCursor, OutboxEntry
 from retrieval.documents import Chunk, Loader
@@ -27,6 +27,7 @@ from retrieval.sparse import encode_document
 from retrieval.store import VectorStore
 
 CONSUMER = "retrieval"
+DENSE_DONE = "retrieval-dense"  # a cursor row that exists once every record has its dense vectors
 BATCH = 256
 log = logging.getLogger(__name__)
 
@@ -57,18 +58,24 @@ def _cache_counts(embedder: Embedder) -> tuple[int, int]:
     return int(getattr(embedder, "misses", 0)), int(getattr(embedder, "hits", 0))
 
 
-def write_chunks(store: VectorStore, embedder: Embedder, chunks: list[Chunk]) -> None:
-    """Embed (batched, cached) and upsert chunks."""
+def write_chunks(store: VectorStore, embedder: Embedder | None, chunks: list[Chunk]) -> None:
+    """Embed (batched, cached) and upsert chunks; with no embedder, the sparse vectors alone."""
     if not chunks:
         return
     texts = [c.text for c in chunks]
-    store.upsert(chunks, embedder.embed_documents(texts), [encode_document(t) for t in texts])
+    dense = embedder.embed_documents(texts) if embedder is not None else None
+    store.upsert(chunks, dense, [encode_document(t) for t in texts])
 
 
 def build(engine: Engine | None, store: VectorStore, embedder: Embedder, *, rebuild: bool = False,
           progress: bool = True, on_progress: Callable[[int, int], None] | None = None,
-          stop: threading.Event | None = None) -> IndexSummary:
-    """Index every CRM record (``rebuild`` starts from an empty collection), then catch up on the outbox."""
+          stop: threading.Event | None = None, sparse_only: bool = False) -> IndexSummary:
+    """Index every CRM record (``rebuild`` starts from an empty collection), then catch up on the outbox.
+
+    ``sparse_only`` writes the BM25 leg alone (minutes, not the encoder's tens of minutes): search covers the
+    whole CRM at once, and ``DenseFill`` adds the dense vectors afterwards while the outbox is followed.
+    """
+    writer: Embedder | None = None if sparse_only else embedder
     from tqdm import tqdm
 
     started = time.perf_counter()
@@ -95,10 +102,10 @@ def build(engine: Engine | None, store: VectorStore, embedder: Embedder, *, rebu
                 summary.seconds = time.perf_counter() - started
                 return summary
             if len(pending) >= BATCH:
-                write_chunks(store, embedder, pending)
+                write_chunks(store, writer, pending)
                 summary.chunks += len(pending)
                 pending = []
-        write_chunks(store, embedder, pending)
+        write_chunks(store, writer, pending)
         summary.chunks += len(pending)
         bar.close()
         if on_progress is not None:
@@ -106,6 +113,8 @@ def build(engine: Engine | None, store: VectorStore, embedder: Embedder, *, rebu
         store.flush()
         store.optimize()
         outbox.advance(session, CONSUMER, high_water)
+        if not sparse_only:
+            outbox.advance(session, DENSE_DONE, 1)
         session.commit()
     catch_up = sync(engine, store, embedder)
     misses, hits = _cache_counts(embedder)
@@ -121,6 +130,56 @@ def is_built(engine: Engine | None) -> bool:
     """True once a full build finished (the indexer's outbox cursor exists)."""
     with session_factory(engine)() as session:
         return session.get(OutboxCursor, CONSUMER) is not None
+
+
+def is_dense_complete(engine: Engine | None) -> bool:
+    """True once every record has its dense vectors (a full build, or a finished ``DenseFill``)."""
+    with session_factory(engine)() as session:
+        return session.get(OutboxCursor, DENSE_DONE) is not None
+
+
+class DenseFill:
+    """Adds dense vectors to a sparse-first index, a batch at a time, in the thread that follows the outbox.
+
+    Each step re-reads its records from the CRM and upserts them with both legs, so a record that changed
+    meanwhile is written as it is now; the follower applies outbox entries (with both legs) between steps, in
+    the same thread, so the two never race. A restart starts over: the embedding cache makes the part already
+    done quick.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self._order = list(INDEXED_ORDER)
+        self._last_id = 0
+
+    @property
+    def finished(self) -> bool:
+        """True once every object type has been read to its end."""
+        return not self._order
+
+    def step(self, session: Session, store: VectorStore, embedder: Embedder, chunks: int = BATCH) -> int:
+        """Embed and write about ``chunks`` chunks' worth of records; returns the records written."""
+        loader = Loader(session)
+        pending: list[Chunk] = []
+        written = 0
+        while self._order and len(pending) < chunks:
+            obj = self._order[0]
+            rows = loader.page(obj, self._last_id, 64)
+            if not rows:
+                self._order.pop(0)
+                self._last_id = 0
+                continue
+            for row in rows:
+                pending.extend(loader.chunks_of_row(obj, row))
+            self._last_id = rows[-1].id
+            written += len(rows)
+        write_chunks(store, embedder, pending)
+        store.flush()
+        self.done += written
+        if self.finished:
+            outbox.advance(session, DENSE_DONE, 1)
+        return written
 
 
 def sync_once(session: Session, store: VectorStore, embedder: Embedder, limit: int = 500) -> IndexSummary:

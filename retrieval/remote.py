@@ -114,7 +114,7 @@ class RemoteStore:
         """Only the owner's indexer asks this; a worker never does."""
         raise self._not_owner()
 
-    def upsert(self, chunks: Sequence[Chunk], dense: Matrix, sparse: Sequence[SparseVec]) -> None:
+    def upsert(self, chunks: Sequence[Chunk], dense: Matrix | None, sparse: Sequence[SparseVec]) -> None:
         """Refused: the index is written by its owner from the outbox."""
         raise self._not_owner()
 

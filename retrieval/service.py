@@ -24,7 +24,7 @@ class LockedStore:
         self.inner = inner
         self._lock = threading.RLock()
 
-    def upsert(self, chunks: Sequence[Chunk], dense: Matrix, sparse: Sequence[SparseVec]) -> None:
+    def upsert(self, chunks: Sequence[Chunk], dense: Matrix | None, sparse: Sequence[SparseVec]) -> None:
         """See ``VectorStore.upsert``."""
         with self._lock:
             self.inner.upsert(chunks, dense, sparse)

@@ -85,8 +85,8 @@ def plan_legs(dense: Matrix | None, sparse: SparseVec | None, cond: Condition, m
 class VectorStore(Protocol):
     """What retrieval needs from a vector engine."""
 
-    def upsert(self, chunks: Sequence[Chunk], dense: Matrix, sparse: Sequence[SparseVec]) -> None:
-        """Insert or overwrite chunks (point ids are deterministic)."""
+    def upsert(self, chunks: Sequence[Chunk], dense: Matrix | None, sparse: Sequence[SparseVec]) -> None:
+        """Insert or overwrite chunks (point ids are deterministic); ``dense`` None writes the sparse leg alone."""
         ...
 
     def delete_records(self, records: Sequence[str]) -> None:
@@ -234,12 +234,13 @@ class EdgeStore(_Filters):
             shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Integer))
         return shard
 
-    def upsert(self, chunks: Sequence[Chunk], dense: Matrix, sparse: Sequence[SparseVec]) -> None:
-        """Upsert points with both named vectors."""
+    def upsert(self, chunks: Sequence[Chunk], dense: Matrix | None, sparse: Sequence[SparseVec]) -> None:
+        """Upsert points with both named vectors (or the sparse one alone: a point may lack the dense one)."""
         import qdrant_edge as qe
-        points = [qe.Point(c.point_id, {DENSE: d.tolist(), SPARSE: qe.SparseVector(s.indices, s.values)},
-                           _clean_payload(c.payload))
-                  for c, d, s in zip(chunks, dense, sparse, strict=True)]
+        rows = dense if dense is not None else [None] * len(chunks)
+        points = [qe.Point(c.point_id, {**({DENSE: d.tolist()} if d is not None else {}),
+                                        SPARSE: qe.SparseVector(s.indices, s.values)}, _clean_payload(c.payload))
+                  for c, d, s in zip(chunks, rows, sparse, strict=True)]
         if points:
             self.shard.update(qe.UpdateOperation.upsert_points(points))
 
@@ -369,12 +370,14 @@ class ClientStore(_Filters):
         for name in INTEGER_FIELDS:
             self.client.create_payload_index(self.collection, name, m.PayloadSchemaType.INTEGER)
 
-    def upsert(self, chunks: Sequence[Chunk], dense: Matrix, sparse: Sequence[SparseVec]) -> None:
-        """Upsert points with both named vectors (waits for the write)."""
+    def upsert(self, chunks: Sequence[Chunk], dense: Matrix | None, sparse: Sequence[SparseVec]) -> None:
+        """Upsert points with both named vectors, or the sparse one alone (waits for the write)."""
         from qdrant_client import models as m
+        rows = dense if dense is not None else [None] * len(chunks)
         points = [m.PointStruct(id=c.point_id, payload=_clean_payload(c.payload),
-                                vector={DENSE: d.tolist(), SPARSE: m.SparseVector(indices=s.indices, values=s.values)})
-                  for c, d, s in zip(chunks, dense, sparse, strict=True)]
+                                vector={**({DENSE: d.tolist()} if d is not None else {}),
+                                        SPARSE: m.SparseVector(indices=s.indices, values=s.values)})
+                  for c, d, s in zip(chunks, rows, sparse, strict=True)]
         if points:
             self.client.upsert(self.collection, points=points, wait=True)
 

@@ -130,3 +130,49 @@ def test_reopening_after_close_keeps_the_data(env: dict[str, Any]) -> None:
     env["store"].close()
     env["store"] = EdgeStore(env["tmp"] / "shard", env["embedder"].dim)
     assert env["store"].count() == n
+
+
+def test_sparse_first_then_dense_fill_with_changes_in_between(tmp_path: Any, embedder: Any,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The BM25 leg covers every record first; dense vectors follow, and a change made mid-fill keeps both."""
+    from config.settings import get_settings
+    from retrieval.documents import Loader
+    from retrieval.indexer import DenseFill, is_built, is_dense_complete
+
+    monkeypatch.setenv("CRMIND_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    engine = make_engine(f"sqlite:///{tmp_path}/crm.db")
+    migrate(engine)
+    build_sample(engine)
+    store = EdgeStore(tmp_path / "shard", embedder.dim)
+    try:
+        build(engine, store, embedder, progress=False, sparse_only=True)
+        assert is_built(engine) and not is_dense_complete(engine)
+        env = {"store": store, "embedder": embedder}
+
+        def dense_hits(q: str) -> list[str]:
+            return [h.record for h in search(ADMIN, q, store=store, embedder=embedder, limit=50, mode="dense")]
+
+        assert "activity:2" in _records(env, "renewal price discount")  # hybrid answers from the sparse leg
+        assert dense_hits("renewal price discount") == []  # no dense vectors yet
+        with session_factory(engine)() as s:
+            fill = DenseFill(Loader(s).count())
+            fill.step(s, store, embedder, chunks=4)
+            s.commit()
+        assert 0 < fill.done < fill.total and not fill.finished
+        with transaction(engine) as s:  # a change lands while the fill is under way
+            s.add(Activity(id=300, kind="note", subject="Wind", body="Asked about WT-12 wind turbines for the depot.",
+                           occurred_at=datetime(2026, 6, 1), account_id=1, owner_id=1, team_id=1))
+            s.flush()
+            outbox.emit(s, "activity", 300)
+        sync(engine, store, embedder)
+        assert "activity:300" in dense_hits("WT-12 wind turbines")  # changes carry both legs at once
+        with session_factory(engine)() as s:
+            while not fill.finished:
+                fill.step(s, store, embedder)
+            s.commit()
+        assert is_dense_complete(engine) and fill.done == fill.total + 1  # the new activity was read by the fill too
+        assert "activity:2" in dense_hits("renewal price discount")
+    finally:
+        store.close()
+        get_settings.cache_clear()

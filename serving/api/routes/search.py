@@ -55,11 +55,14 @@ class SearchResponse(BaseModel):
 
 
 class IndexStatusPublic(BaseModel):
-    """Where the background index build stands."""
+    """Where the background index build stands, per leg: BM25 first (minutes), then the dense vectors."""
 
-    state: str  # idle | building | following | failed | stopped
+    state: str  # idle | building (sparse pass) | filling (dense; search covers all) | following | failed | stopped
     records_done: int
     records_total: int
+    sparse_complete: bool = False
+    dense_complete: bool = False
+    dense_done: int = 0
 
 
 @router.get("/search", response_model=SearchResponse, summary="Hybrid search over CRM text you may read")
