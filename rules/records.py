@@ -16,21 +16,20 @@ restarted worker, two workers or a re-run tick never act twice. The keys:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Date, DateTime, func, select
 from sqlalchemy.orm import Session
 
 from config.objects import ref
 from crm import outbox
-from crm.access import field_names, get_record, model_for, readable
+from crm.access import Principal, field_names, get_record, model_for, readable
 from crm.errors import NotFound
-from crm.models import Activity, Proposal
+from crm.models import Activity, OutboxEntry, Proposal
 from ledger.models import Decision
 from rules.engine import COMPARE, HOUR_S, Ev, Firing
 from rules.errors import RuleInvalid
@@ -46,7 +45,8 @@ from rules.language import (
 )
 from rules.models import RuleFiring
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:  # the runner imports this module
+    from rules.runner import Loaded
 
 CONSUMER = "rules"  # the outbox cursor of record-change rules
 CATCH_UP = timedelta(days=1)  # a date that came due longer ago than this (e.g. the server was down) is let go
@@ -238,7 +238,7 @@ class Candidate:
     record: Any
 
 
-def _firing(loaded: Any, obj: str, record: Any, key: str, ts: datetime, depth: int, kind: str,
+def _firing(loaded: Loaded, obj: str, record: Any, key: str, ts: datetime, depth: int, kind: str,
             evidence: tuple[str, ...]) -> Candidate:
     rec = loaded.record
     ev = _event(obj, record, key, ts, depth, kind)
@@ -246,8 +246,9 @@ def _firing(loaded: Any, obj: str, record: Any, key: str, ts: datetime, depth: i
                      obj, record)
 
 
-def change_candidates(session: Session, rules: list[Any], entry: Any) -> Iterator[Candidate]:
-    """The change rules that fire on one outbox entry."""
+def change_candidates(session: Session, rules: list[Loaded], entry: OutboxEntry
+                      ) -> Iterator[tuple[Loaded, Candidate]]:
+    """The change rules that fire on one outbox entry, each with its firing."""
     if entry.proposal_id is None or entry.op != "upsert":
         return
     proposal = session.get(Proposal, entry.proposal_id)
@@ -256,7 +257,7 @@ def change_candidates(session: Session, rules: list[Any], entry: Any) -> Iterato
     depth = None
     for loaded in rules:
         trigger = loaded.rule.trigger
-        if not change_matches(trigger, proposal):
+        if not isinstance(trigger, RecordTrigger) or not change_matches(trigger, proposal):
             continue
         depth = change_depth(session, proposal) if depth is None else depth
         if depth >= loaded.rule.limits.max_depth:
@@ -269,8 +270,8 @@ def change_candidates(session: Session, rules: list[Any], entry: Any) -> Iterato
         if holds is None:
             continue
         key = f"{ref(proposal.object_type, record.id)}@v{proposal.applied_version}"
-        yield _firing(loaded, proposal.object_type, record, key, proposal.applied_at or _naive_now(), depth,
-                      trigger.on, (ref("proposal", proposal.id), *holds.evidence))
+        yield loaded, _firing(loaded, proposal.object_type, record, key, proposal.applied_at or _naive_now(), depth,
+                              trigger.on, (ref("proposal", proposal.id), *holds.evidence))
 
 
 def _due_window(trigger: ScheduleTrigger, now: datetime) -> tuple[datetime, datetime]:
@@ -291,15 +292,16 @@ def _as_datetime(value: date | datetime) -> datetime:
     return value if isinstance(value, datetime) else datetime(value.year, value.month, value.day)
 
 
-def schedule_candidates(session: Session, loaded: Any, now: datetime) -> Iterator[Candidate]:
+def schedule_candidates(session: Session, loaded: Loaded, now: datetime) -> Iterator[Candidate]:
     """The records a schedule rule fires on at ``now``."""
     rule, trigger = loaded.rule, loaded.rule.trigger
+    assert isinstance(trigger, ScheduleTrigger)
     obj = trigger.object
     model: Any = model_for(obj)
     stmt = readable(loaded.author, obj)
     for c in rule.conditions:  # simple field conditions narrow the scan in SQL; all are checked again below
-        column = getattr(model, c.field, None) if isinstance(c, FieldCondition) and "." not in c.field else None
-        if column is not None and isinstance(c.value, int | float | str) and not isinstance(c.value, bool):
+        if isinstance(c, FieldCondition) and "." not in c.field and isinstance(c.value, int | float | str) \
+                and not isinstance(c.value, bool) and (column := getattr(model, c.field, None)) is not None:
             stmt = stmt.where(_sql_compare(c.op, column, c.value))
         if isinstance(c, InactivityCondition) and obj in _LINKS:  # quiet records only, found by the database
             since = now - timedelta(days=c.days)
@@ -340,7 +342,8 @@ class TickResult:
     skipped_by_limits: int = 0
 
 
-def fire(session: Session, loaded: Any, candidate: Candidate, now: datetime, result: TickResult) -> RuleFiring | None:
+def fire(session: Session, loaded: Loaded, candidate: Candidate, now: datetime, result: TickResult
+         ) -> RuleFiring | None:
     """Apply one candidate, unless it fired before or the rule's limits hold it back."""
     from rules.runner import apply_firing
 
@@ -356,22 +359,21 @@ def fire(session: Session, loaded: Any, candidate: Candidate, now: datetime, res
     return row
 
 
-def process_changes(session: Session, rules: list[Any], *, limit: int = 500) -> TickResult:
+def process_changes(session: Session, rules: list[Loaded], *, limit: int = 500) -> TickResult:
     """Run the change rules over the outbox entries after this consumer's cursor, then advance it."""
     result = TickResult()
     entries = outbox.pending(session, CONSUMER, limit)
     now = _naive_now()
     for entry in entries:
         result.changes_seen += 1
-        for candidate in change_candidates(session, rules, entry):
-            loaded = next(x for x in rules if x.record.id == candidate.firing.rule_id)
+        for loaded, candidate in change_candidates(session, rules, entry):
             fire(session, loaded, candidate, now, result)
     if entries:
         outbox.advance(session, CONSUMER, entries[-1].id)
     return result
 
 
-def run_schedules(session: Session, rules: list[Any], now: datetime) -> TickResult:
+def run_schedules(session: Session, rules: list[Loaded], now: datetime) -> TickResult:
     """Fire every schedule rule on the records whose moment has come at ``now``."""
     result = TickResult()
     for loaded in rules:
@@ -390,7 +392,7 @@ class PastFiring:
     key: str
 
 
-def history(session: Session, viewer: Any, rule: Rule, now: datetime, days: int = 30) -> list[PastFiring]:
+def history(session: Session, viewer: Principal, rule: Rule, now: datetime, days: int = 30) -> list[PastFiring]:
     """What a record rule would have fired on over the last ``days`` (and, for dates, the next seven).
 
     Change rules replay the applied proposals of the window; date rules place each record's moment on the
