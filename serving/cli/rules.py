@@ -79,8 +79,11 @@ def backtest_cmd(rule_id: int, as_user: AsUser) -> None:
         rule = Rule.model_validate(lifecycle.get_version(session, rule_id, rec.version).definition)
         others = [(r.id, r.name, x) for r, x in lifecycle.active_rules(session) if r.id != rule_id]
         result = backtest(session, principal, rule, others=others)
-    typer.echo(f"{result.fires} firings for {result.customers} customers over {result.events_scanned} events "
-               f"in {result.seconds:.2f}s (mirrored {result.synced} new events)")
+    if rule.trigger.kind == "event":
+        typer.echo(f"{result.fires} firings for {result.customers} customers over {result.events_scanned} events "
+                   f"in {result.seconds:.2f}s (mirrored {result.synced} new events)")
+    else:
+        typer.echo(f"{result.fires} firings on {result.customers} records in {result.seconds:.2f}s ({result.note})")
     for day, n in result.per_day[-14:]:
         typer.echo(f"  {day}  {'#' * min(n, 60)} {n}")
     for a in result.actions:
