@@ -36,3 +36,9 @@ def test_every_command_group_is_mounted() -> None:
     names = {c.name or c.callback.__name__ for c in app.registered_commands if c.callback} | {
         g.name for g in app.registered_groups}
     assert {"serve", "demo", "index", "search", "chat", "serve-model", "eval", "models", "ledger"} <= names
+
+
+def test_rules_tick_refuses_a_time_it_cannot_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMIND_DATA_DIR", str(tmp_path))
+    out = CliRunner().invoke(app, ["rules", "tick", "--now", "yesterday"])
+    assert out.exit_code == 1 and "ISO 8601" in out.output and "Traceback" not in out.output
