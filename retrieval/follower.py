@@ -107,8 +107,7 @@ class IndexFollower:
                 if self._stop.is_set():
                     return
             self.status.dense_complete = True
-            self.status.dense_done = self.status.records_total = max(self.status.records_total,
-                                                                     self.status.records_done)
+            self.status.dense_done = self.status.records_total
             self.status.state = "following"
             follow(self.engine, service.store, service.embedder, interval=self.interval, stop=self._stop)
         except Exception:

@@ -182,6 +182,13 @@ def compile_rule(rule_id: int, version: int, rule: Rule) -> CompiledRule | None:
     return CompiledRule(rule_id, version, rule, _filter_fn(rule.trigger.filter), conds)
 
 
+def _min_duration(compiled: CompiledRule) -> int:
+    """The per-event minimum duration of an event rule's trigger (0 when it sets none)."""
+    trigger = compiled.rule.trigger
+    assert isinstance(trigger, EventTrigger)
+    return trigger.filter.min_duration_s or 0
+
+
 @dataclass
 class CustomerState:
     """One customer's recent events and when each rule last fired for them."""
@@ -196,7 +203,6 @@ class Engine:
     def __init__(self, rules: Iterable[CompiledRule] = ()) -> None:
         self.rules: list[CompiledRule] = []
         self._typed: dict[str, list[CompiledRule]] = {}
-        self._plain: dict[str, list[CompiledRule]] = {}
         self.by_type: dict[str, list[CompiledRule]] = {}
         self.by_duration: dict[str, tuple[list[int], list[CompiledRule]]] = {}
         self.any_type: list[CompiledRule] = []
@@ -221,11 +227,8 @@ class Engine:
             # so an event bisects to the rules it passes instead of calling each rule's filter.
             compiled.check_trigger = False
             for t in f.types:
-                plain = self._plain.setdefault(t, [])
-                plain.append(compiled)
-                plain.sort(key=lambda c: c.rule.trigger.filter.min_duration_s or 0)  # type: ignore[union-attr]
-                self.by_duration[t] = ([c.rule.trigger.filter.min_duration_s or 0 for c in plain],  # type: ignore
-                                       plain)
+                plain = sorted([*self.by_duration.get(t, ([], []))[1], compiled], key=_min_duration)
+                self.by_duration[t] = ([_min_duration(c) for c in plain], plain)
         elif f.types:
             for t in f.types:
                 self._typed.setdefault(t, []).append(compiled)

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Date, DateTime, func, select
@@ -30,6 +29,7 @@ from crm import outbox
 from crm.access import Principal, field_names, get_record, model_for, readable
 from crm.errors import NotFound
 from crm.models import Activity, OutboxEntry, Proposal
+from crm.values import jsonable
 from ledger.models import Decision
 from rules.engine import COMPARE, HOUR_S, Ev, Firing
 from rules.errors import RuleInvalid
@@ -101,19 +101,11 @@ def _naive_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _plain(value: Any) -> Any:
-    """A record's value as a rule compares it: numbers as floats, dates as ISO text."""
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value
-
-
 def _value(record: Any, name: str) -> Any:
+    """A record's value as a rule compares it: its one JSON form (amounts as numbers, dates as ISO text)."""
     if name.startswith("custom."):
-        return _plain((record.custom or {}).get(name.removeprefix("custom.")))
-    return _plain(getattr(record, name, None))
+        return jsonable((record.custom or {}).get(name.removeprefix("custom.")))
+    return jsonable(getattr(record, name, None))
 
 
 def _compare(op: str, current: Any, wanted: Any) -> bool:
@@ -384,12 +376,11 @@ def run_schedules(session: Session, rules: list[Loaded], now: datetime) -> TickR
 
 @dataclass(frozen=True)
 class PastFiring:
-    """A firing a record rule would have made: when, on which record, under which key."""
+    """A firing a record rule would have made: when, and on which record."""
 
     at: datetime
     obj: str
     record: Any
-    key: str
 
 
 def history(session: Session, viewer: Principal, rule: Rule, now: datetime, days: int = 30) -> list[PastFiring]:
@@ -419,12 +410,12 @@ def history(session: Session, viewer: Principal, rule: Rule, now: datetime, days
                 continue
             record = readable_record(p.record_id)
             if record is not None and conditions_hold(session, rule, obj, record, now) is not None:
-                out.append(PastFiring(p.applied_at or now, obj, record, f"{ref(obj, record.id)}@v{p.applied_version}"))
+                out.append(PastFiring(p.applied_at or now, obj, record))
         return out
     if trigger.date_field is None:
         for record in session.scalars(readable(viewer, obj).limit(SCAN_LIMIT)):
             if conditions_hold(session, rule, obj, record, now) is not None:
-                out.append(PastFiring(now, obj, record, f"{ref(obj, record.id)}@{now.date().isoformat()}"))
+                out.append(PastFiring(now, obj, record))
         return out
     model: Any = model_for(obj)
     column, offset = getattr(model, trigger.date_field), timedelta(minutes=trigger.offset_minutes)
@@ -435,6 +426,5 @@ def history(session: Session, viewer: Principal, rule: Rule, now: datetime, days
         when = _as_datetime(getattr(record, trigger.date_field))
         moment = when + offset
         if since <= moment <= horizon and conditions_hold(session, rule, obj, record, now) is not None:
-            key = f"{ref(obj, record.id)}@{trigger.date_field}={when.isoformat()}"
-            out.append(PastFiring(moment, obj, record, key))
+            out.append(PastFiring(moment, obj, record))
     return out

@@ -143,6 +143,7 @@ class Runner:
         self.sql = sql
         self.engine = Engine()
         self.loaded: dict[int, Loaded] = {}
+        self.by_kind: dict[str, list[Loaded]] = {}  # runnable rules by trigger kind, sorted once per refresh
         self.signature: tuple[Any, ...] | None = None
         self.warm: set[str] = set()
         self.lock = threading.Lock()
@@ -166,10 +167,14 @@ class Runner:
             compiled = compile_rule(rec.id, rec.active_version or rec.version, rule)
             if compiled is not None:
                 self.engine.add(compiled)
+        self.by_kind = {}
+        for loaded in self.loaded.values():
+            if not rule_problems(loaded.rule):  # saved before the create-time check: skipped, not crashed on
+                self.by_kind.setdefault(loaded.rule.trigger.kind, []).append(loaded)
 
     def rules_of(self, kind: str) -> list[Loaded]:
         """The loaded rules whose trigger is of ``kind`` (event | record | schedule) and that can run."""
-        return [x for x in self.loaded.values() if x.rule.trigger.kind == kind and not rule_problems(x.rule)]
+        return self.by_kind.get(kind, [])
 
     def tick(self, session: Session, now: datetime | None = None, *, changes: bool = True,
              schedules: bool = True) -> TickResult:
