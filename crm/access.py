@@ -32,7 +32,8 @@ WRITABLE: dict[str, frozenset[str]] = {
     "admin": frozenset(WRITABLE_TYPES),
 }
 # Columns no proposal may set directly.
-SYSTEM_FIELDS = frozenset({"id", "version", "created_at", "updated_at", "erased_at", "team_id", "custom"})
+SYSTEM_FIELDS = frozenset({"id", "version", "created_at", "updated_at", "erased_at", "team_id", "custom",
+                           "merged_into_id"})
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,16 @@ def row_filter(principal: Principal, obj: str) -> ColumnElement[bool]:
 
 
 def readable(principal: Principal, obj: str) -> Select[Any]:
-    """``SELECT`` of the rows ``principal`` may read; callers add their own filters and order."""
-    return select(model_for(obj)).where(row_filter(principal, obj))
+    """``SELECT`` of the rows ``principal`` may read; callers add their own filters and order.
+
+    Merge tombstones are left out: a merged-away contact, lead or account is reachable by its id (it says
+    where it went) but no longer listed, counted or matched.
+    """
+    model: Any = model_for(obj)
+    stmt = select(model).where(row_filter(principal, obj))
+    if "merged_into_id" in model.__table__.columns:
+        stmt = stmt.where(model.merged_into_id.is_(None))
+    return stmt
 
 
 def get_record(session: Session, principal: Principal, obj: str, record_id: int, *,

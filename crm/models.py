@@ -79,6 +79,8 @@ class Account(OwnedMixin, Base):
     tier: Mapped[str] = mapped_column(String(20), default="standard")
     language: Mapped[str] = mapped_column(String(8), default="en")
     description: Mapped[str] = mapped_column(Text, default="")
+    # Set on a record merged into another (customers.merge): a tombstone that unmerge restores.
+    merged_into_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
 
 class Contact(OwnedMixin, Base):
@@ -93,6 +95,7 @@ class Contact(OwnedMixin, Base):
     email: Mapped[str | None] = mapped_column(String(200), index=True)
     language: Mapped[str] = mapped_column(String(8), default="en")
     erased_at: Mapped[datetime | None] = mapped_column(DateTime)
+    merged_into_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
 
 class Lead(OwnedMixin, Base):
@@ -109,6 +112,7 @@ class Lead(OwnedMixin, Base):
     score: Mapped[int] = mapped_column(Integer, default=0)
     pool: Mapped[str] = mapped_column(String(40), default="general")
     language: Mapped[str] = mapped_column(String(8), default="en")
+    merged_into_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
 
 class Opportunity(OwnedMixin, Base):
@@ -215,7 +219,7 @@ class Proposal(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     object_type: Mapped[str] = mapped_column(String(30))
     record_id: Mapped[int | None] = mapped_column(Integer)
-    action: Mapped[str] = mapped_column(String(20))  # create | update | close | delete | owner_change
+    action: Mapped[str] = mapped_column(String(20))  # create | update | close | delete | owner_change | merge
     changes: Mapped[dict[str, Any]]  # field -> {"before": x, "after": y}
     reason: Mapped[str] = mapped_column(Text, default="")
     evidence: Mapped[list[Any]] = mapped_column(default=list)
@@ -227,6 +231,8 @@ class Proposal(Base):
     base_version: Mapped[int | None] = mapped_column(Integer)
     applied_version: Mapped[int | None] = mapped_column(Integer)
     before_image: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    # What an action needs beyond field changes (a merge: the merged-away ids, their versions, the policy).
+    payload: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     decision_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
