@@ -55,6 +55,25 @@ def _session(rng: random.Random, kind: str, lang: str) -> list[tuple[str, str, i
     return steps
 
 
+def with_form_emails(rng: random.Random, w: World, events: Iterator[Row], truth: dict[str, str]) -> Iterator[Row]:
+    """Anonymous visitors' contact-form submits carry the email typed into the form: a lead's or a contact's.
+
+    Drawn from its own random stream so every other event stays as it was; ``truth`` records which person each
+    such visitor is (visitor id -> "lead:12"), for the identity eval.
+    """
+    for event in events:
+        if event["type"] == "form_submit" and event["contact_id"] is None:
+            visitor = event["visitor_id"]
+            if visitor not in truth:
+                pool, kind = (w.leads, "lead") if rng.random() < 0.6 else (w.contacts, "contact")
+                person = rng.choice(pool)
+                truth[visitor] = f"{kind}:{person['id']}"
+            kind, _, pid = truth[visitor].partition(":")
+            person = (w.leads if kind == "lead" else w.contacts)[int(pid) - 1]
+            event = {**event, "properties": {**event["properties"], "email": person["email"]}}
+        yield event
+
+
 def build_events(rng: random.Random, w: World, n: int) -> Iterator[Row]:
     """``n`` events in sessions over the last ~6 months; about 40% of sessions are by known contacts."""
     known = rng.sample(w.contacts, max(1, len(w.contacts) * 2 // 5))

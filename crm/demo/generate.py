@@ -18,9 +18,10 @@ from tqdm import tqdm
 import ledger
 from config.db import transaction
 from crm.auth import hash_token, new_token
+from crm.customer_models import IdentityKey, IdentityLink
 from crm.demo.articles import build_articles
 from crm.demo.deals import account_notes, build_opportunities, story
-from crm.demo.events import build_events
+from crm.demo.events import build_events, with_form_emails
 from crm.demo.facts import OPP_KINDS, Fact
 from crm.demo.support import build_cases, case_activities
 from crm.demo.world import Row, World, build_accounts, build_contacts, build_leads, build_people
@@ -47,10 +48,11 @@ from ledger.models import Decision, DecisionRef
 BASE = {"accounts": 500, "contacts": 2000, "leads": 1000, "opportunities": 1500, "activities": 20_000,
         "cases": 2000, "knowledge_articles": 200, "events": 50_000}
 FACTS_AT_SCALE_1 = 450
+IDENTITY_TRUTH = "identity_truth.jsonl"  # written next to ground_truth.jsonl: the planted duplicates
 BATCH = 5000
 # Children before parents: the order rows are deleted on reset.
-RESET_ORDER = (DecisionRef, Decision, OutboxEntry, OutboxCursor, Proposal, Event, Activity, Case, Opportunity,
-               Contact, Lead, Account, KnowledgeArticle, CustomFieldDef, User, Team)
+RESET_ORDER = (IdentityLink, IdentityKey, DecisionRef, Decision, OutboxEntry, OutboxCursor, Proposal, Event, Activity,
+               Case, Opportunity, Contact, Lead, Account, KnowledgeArticle, CustomFieldDef, User, Team)
 CUSTOM_FIELDS = (
     {"object_type": "account", "name": "segment", "type": "text", "label": "Segment", "personal": False},
     {"object_type": "opportunity", "name": "budget_confirmed", "type": "bool", "label": "Budget confirmed",
@@ -138,6 +140,13 @@ def _stories(rng: random.Random, w: World, opps: list[Row], fact_target: int, us
     return rows, next_id
 
 
+def _write_identity_truth(path: Path, w: World, visitors: dict[str, str]) -> None:
+    """Which records are one person: each planted duplicate contact and each form-filling visitor, with its original."""
+    lines = [{"record": f"contact:{dup}", "same_as": f"contact:{orig}"} for dup, orig in sorted(w.duplicate_of.items())]
+    lines += [{"record": f"visitor:{v}", "same_as": ref} for v, ref in sorted(visitors.items())]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+
+
 def build_demo(engine: Engine, scale: float = 1.0, seed: int = 7, out_dir: Path = Path("data"),
                progress: bool = True, *, reset: bool = False) -> DemoResult:
     """Generate the demo CRM into ``engine``'s database; refuses a database with accounts unless ``reset``."""
@@ -194,7 +203,9 @@ def build_demo(engine: Engine, scale: float = 1.0, seed: int = 7, out_dir: Path 
         load.load(Activity, [*acts, *follow])
         load.load(Activity, notes)
         load.load(KnowledgeArticle, build_articles(rng("articles"), n["knowledge_articles"]))
-        load.load(Event, build_events(rng("events"), w, n["events"]))
+        visitor_truth: dict[str, str] = {}
+        load.load(Event, with_form_emails(rng("visitor-forms"), w, build_events(rng("events"), w, n["events"]),
+                                          visitor_truth))
         if engine.dialect.name == "postgresql":
             for model in (Team, User, CustomFieldDef, Account, Contact, Lead, Opportunity, Case, Activity,
                           KnowledgeArticle, Event):
@@ -211,6 +222,7 @@ def build_demo(engine: Engine, scale: float = 1.0, seed: int = 7, out_dir: Path 
     os.chmod(token_path, 0o600)
     gt_path = out_dir / "ground_truth.jsonl"
     gt_path.write_text("".join(json.dumps(g, ensure_ascii=False) + "\n" for g in gt), encoding="utf-8")
+    _write_identity_truth(out_dir / IDENTITY_TRUTH, w, visitor_truth)
     per_role: dict[str, tuple[str, str]] = {}
     for t in tokens:
         per_role.setdefault(t["role"], (t["email"], t["token"]))

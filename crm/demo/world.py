@@ -50,6 +50,7 @@ class World:
     contacts: list[Row] = field(default_factory=list)
     title_key: dict[int, str] = field(default_factory=dict)
     leads: list[Row] = field(default_factory=list)
+    duplicate_of: dict[int, int] = field(default_factory=dict)  # planted duplicate contact id -> original's id
 
 
 def _weighted(rng: random.Random, pairs: tuple[tuple[str, int], ...]) -> str:
@@ -186,6 +187,7 @@ def build_contacts(rng: random.Random, w: World, n: int) -> None:
                "created_at": created, "updated_at": created}
         w.contacts.append(row)
         w.title_key[cid] = w.title_key[orig["id"]]
+        w.duplicate_of[cid] = orig["id"]
 
 
 def _title(key: str, lang: str) -> str:
