@@ -1,6 +1,8 @@
-"""Accounts cluster among themselves: the same company name in the same city, or the same website domain.
+"""Accounts cluster among themselves: the same company name or website domain, in the same city.
 
-Company names are compared without legal forms and across scripts (``customers.normalize.company_key``).
+A company name with a city missing on either side links too. Company names are compared without legal forms
+and across scripts (``customers.normalize.company_key``). A domain alone is not enough: group
+companies share one site across cities (the demo has 21 such pairs at scale 1).
 
 These are rules, not a trained model: a CRM holds few duplicate accounts, too few for EM to learn m values from,
 and a company's own domain is close to an identifier already.
@@ -46,7 +48,7 @@ def link_accounts(session: Session) -> list[dict[str, Any]]:
     comps = _Components(order)
     reasons: dict[str, set[str]] = {ref: set() for ref in order}
     by_name: dict[str, list[tuple[str, str | None]]] = {}
-    by_domain: dict[str, str] = {}
+    by_domain: dict[tuple[str, str | None], str] = {}
     for r in rows:
         ref = f"account:{r.id}"
         key, city = company_key(r.name), city_key(r.city)
@@ -62,12 +64,13 @@ def link_accounts(session: Session) -> list[dict[str, Any]]:
             by_name.setdefault(key, []).append((ref, city))
         domain = website_domain(r.website)
         if domain and not is_personal_domain(domain):
-            if domain in by_domain:
-                comps.union(ref, by_domain[domain])
-                reasons[ref].add("website domain agrees")
-                reasons[by_domain[domain]].add("website domain agrees")
+            site = (domain, city)
+            if site in by_domain:
+                comps.union(ref, by_domain[site])
+                for x in (ref, by_domain[site]):
+                    reasons[x].update(("website domain agrees", "city agrees") if city else ("website domain agrees",))
             else:
-                by_domain[domain] = ref
+                by_domain[site] = ref
     out = []
     for ref in order:
         root = comps.find(ref)
