@@ -19,6 +19,9 @@ from customers.errors import IdentityError
 
 Row = dict[str, Any]
 MIN_EM_PAIRS = 200
+# Below this many records random sampling sees too few pairs to estimate u (a 5-row file has 10 pairs, its
+# duplicates among them), so the spec's design-time u values stand.
+MIN_U_SAMPLE_RECORDS = 500
 # Splink logs every SQL step at INFO and warns about levels a dataset never shows (a WeChat id two records
 # share); a resolve is one summary line for the person who runs it.
 logging.getLogger("splink").setLevel(logging.ERROR)
@@ -34,12 +37,14 @@ class Level:
             function (DuckDB's ``jaro_winkler_similarity``, Splink's ``jaro_winkler`` UDF on Spark).
         test: the condition in Python over two feature rows (the on-create matcher scores with it).
         m: starting m probability (EM refines it; it stays when a small dataset leaves nothing to learn from).
+        u: design-time u probability, used as it is when a dataset is too small to sample u from.
     """
 
     label: str
     sql: str
     test: Callable[[Row, Row], bool] | None = None
     m: float = 0.5
+    u: float | None = None
 
 
 @dataclass(frozen=True)
@@ -78,8 +83,11 @@ class ModelSpec:
                                   "label_for_charts": f"{comp.name} missing", "is_null_level": True}]
             for lvl in comp.levels:
                 levels.append({"sql_condition": lvl.sql.replace("{jw}", jw), "label_for_charts": lvl.label,
-                               "m_probability": lvl.m})
-            levels.append({"sql_condition": "ELSE", "label_for_charts": comp.else_label, "m_probability": comp.else_m})
+                               "m_probability": lvl.m, **({"u_probability": lvl.u} if lvl.u is not None else {})})
+            else_level = {"sql_condition": "ELSE", "label_for_charts": comp.else_label, "m_probability": comp.else_m}
+            if all(lvl.u is not None for lvl in comp.levels):
+                else_level["u_probability"] = max(1e-6, 1 - sum(lvl.u or 0.0 for lvl in comp.levels))
+            levels.append(else_level)
             comparisons.append({"output_column_name": comp.name, "comparison_levels": levels})
 
         return {
@@ -199,7 +207,7 @@ def resolve(rows: Sequence[Row], spec: ModelSpec, columns: Sequence[str], *, eng
 
     api = db_api(engine, spark_master)
     table = api.register(_table(rows, ["unique_id", *columns], engine))
-    linker = Linker(table, spec.splink_settings(engine), log_level=logging.WARNING)
+    linker = Linker(table, spec.splink_settings(engine), log_level=None)
     trained = _train(linker, spec, seed, rows, block_on)
     predictions = linker.inference.predict(threshold_match_probability=min(spec.threshold, 0.5))
     gammas = ", ".join(f"gamma_{c.name}" for c in spec.comparisons)
@@ -248,7 +256,8 @@ def _train(linker: Any, spec: ModelSpec, seed: int, rows: Sequence[Row], block_o
     prior = linker._settings_obj._probability_two_random_records_match
     if not 0 < prior < 1 or math.isnan(prior):
         linker._settings_obj._probability_two_random_records_match = min(0.5, 1 / max(n, 2))
-    linker.training.estimate_u_using_random_sampling(max_pairs=spec.max_u_pairs, seed=seed)
+    if n >= MIN_U_SAMPLE_RECORDS or any(lvl.u is None for c in spec.comparisons for lvl in c.levels):
+        linker.training.estimate_u_using_random_sampling(max_pairs=spec.max_u_pairs, seed=seed)
     for cols in spec.em_blocks:
         if blocked_pairs(rows, cols) < MIN_EM_PAIRS:
             continue

@@ -51,34 +51,34 @@ def _jw(col: str, threshold: float, latin_only: bool = False) -> Any:
 
 
 NAME = Comparison("name", "name_key", (
-    Level("name agrees (exact)", "name_written_l = name_written_r", test=_eq("name_written"), m=0.55),
+    Level("name agrees (exact)", "name_written_l = name_written_r", test=_eq("name_written"), m=0.55, u=0.001),
     Level("name agrees (pinyin)", "name_key_l = name_key_r AND name_script_l <> name_script_r",
-          test=lambda a, b: _eq("name_key")(a, b) and a.get("name_script") != b.get("name_script"), m=0.15),
-    Level("name agrees (nickname or word order)", "name_key_l = name_key_r", test=_eq("name_key"), m=0.15),
+          test=lambda a, b: _eq("name_key")(a, b) and a.get("name_script") != b.get("name_script"), m=0.15, u=0.0003),
+    Level("name agrees (nickname or word order)", "name_key_l = name_key_r", test=_eq("name_key"), m=0.15, u=0.0005),
     Level("name agrees (initial)", "name_abbrev_l = name_initial_r OR name_initial_l = name_abbrev_r",
-          test=_abbrev, m=0.08),
+          test=_abbrev, m=0.08, u=0.001),
     # Jaro-Winkler on pinyin would join siblings (li wei / li wen is 0.93), so only Latin spellings get it.
     Level("name similar (spelling)", f"name_script_l = 'latin' AND name_script_r = 'latin' AND "
           f"{{jw}}(name_key_l, name_key_r) >= {NAME_FUZZY}", test=_jw("name_key", NAME_FUZZY, True),
-          m=0.04),
+          m=0.04, u=0.002),
 ), else_label="name differs", else_m=0.03)
 EMAIL = Comparison("email", "email_norm", (
-    Level("email agrees (normalised)", "email_norm_l = email_norm_r", test=_eq("email_norm"), m=0.6),
-    Level("email local part agrees", "email_local_l = email_local_r", test=_eq("email_local"), m=0.25),
+    Level("email agrees (normalised)", "email_norm_l = email_norm_r", test=_eq("email_norm"), m=0.6, u=0.0001),
+    Level("email local part agrees", "email_local_l = email_local_r", test=_eq("email_local"), m=0.25, u=0.0005),
 ), else_label="email differs", else_m=0.15)
 PHONE = Comparison("phone", "phone_e164", (
-    Level("phone agrees", "phone_e164_l = phone_e164_r", test=_eq("phone_e164"), m=0.9),
+    Level("phone agrees", "phone_e164_l = phone_e164_r", test=_eq("phone_e164"), m=0.9, u=0.0002),
 ), else_label="phone differs", else_m=0.1)
 WECHAT = Comparison("wechat", "wechat_id", (
-    Level("WeChat id agrees", "wechat_id_l = wechat_id_r", test=_eq("wechat_id"), m=0.95),
+    Level("WeChat id agrees", "wechat_id_l = wechat_id_r", test=_eq("wechat_id"), m=0.95, u=0.00001),
 ), else_label="WeChat id differs", else_m=0.05)
 COMPANY = Comparison("company", "company_key", (
-    Level("company agrees (normalised)", "company_key_l = company_key_r", test=_eq("company_key"), m=0.85),
+    Level("company agrees (normalised)", "company_key_l = company_key_r", test=_eq("company_key"), m=0.85, u=0.01),
     Level("company similar", f"{{jw}}(company_key_l, company_key_r) >= {COMPANY_FUZZY}",
-          test=_jw("company_key", COMPANY_FUZZY), m=0.05),
+          test=_jw("company_key", COMPANY_FUZZY), m=0.05, u=0.005),
 ), else_label="company differs", else_m=0.1)
 CITY = Comparison("city", "city_key", (
-    Level("city agrees", "city_key_l = city_key_r", test=_eq("city_key"), m=0.9),
+    Level("city agrees", "city_key_l = city_key_r", test=_eq("city_key"), m=0.9, u=0.05),
 ), else_label="city differs", else_m=0.1)
 
 PERSON_SPEC = ModelSpec(

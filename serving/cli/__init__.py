@@ -218,6 +218,8 @@ def ledger_show(
 def _mount() -> None:
     """Sub-commands that live in their own modules (search index, evals, models)."""
     from serving.cli.agent_eval import eval_agent
+    from serving.cli.identity import app as identity_app
+    from serving.cli.identity import eval_identity
     from serving.cli.models import chat, models_app, serve_model
     from serving.cli.retrieval import app as retrieval_app
     from serving.cli.retrieval import eval_app
@@ -229,7 +231,9 @@ def _mount() -> None:
     app.add_typer(eval_app, name="eval")
     app.add_typer(models_app, name="models")
     app.add_typer(rules_app, name="rules")
+    app.add_typer(identity_app, name="identity")
     eval_app.command("rules")(eval_rules)
+    eval_app.command("identity")(eval_identity)
     eval_app.command("agent")(eval_agent)
     app.command("serve-model")(serve_model)
     app.command("chat")(chat)
