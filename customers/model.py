@@ -114,7 +114,7 @@ class Edge:
 
 @dataclass
 class Resolution:
-    """What one run produced: a cluster id per record, the clustered edges, and the trained model."""
+    """What one run produced: a cluster id per record, the clustered edges, the trained model, pairs scored."""
 
     clusters: dict[str, str]
     edges: list[Edge]
@@ -209,7 +209,7 @@ def resolve(rows: Sequence[Row], spec: ModelSpec, columns: Sequence[str], *, eng
     table = api.register(_table(rows, ["unique_id", *columns], engine))
     linker = Linker(table, spec.splink_settings(engine), log_level=None)
     trained = _train(linker, spec, seed, rows, block_on)
-    predictions = linker.inference.predict(threshold_match_probability=min(spec.threshold, 0.5))
+    predictions = linker.inference.predict()
     gammas = ", ".join(f"gamma_{c.name}" for c in spec.comparisons)
     filtered = linker.misc.query_sql(
         f"SELECT unique_id_l, unique_id_r, match_weight, match_probability, {gammas} FROM {predictions.physical_name} "
@@ -225,10 +225,10 @@ def resolve(rows: Sequence[Row], spec: ModelSpec, columns: Sequence[str], *, eng
         clustered = linker.clustering.cluster_pairwise_predictions_at_threshold(filtered, spec.threshold)
         for r in clustered.as_record_list():
             clusters[str(r["unique_id"])] = str(r["cluster_id"])
-    pairs = predictions.as_record_list()
+    counted = linker.misc.query_sql(f"SELECT count(*) AS n FROM {predictions.physical_name}").as_record_list()
     if engine == "spark":
         api.spark.catalog.clearCache()
-    return Resolution(clusters, edges, model, len(pairs), trained)
+    return Resolution(clusters, edges, model, int(counted[0]["n"]), trained)
 
 
 def blocked_pairs(rows: Sequence[Row], columns: Sequence[str]) -> int:
@@ -247,11 +247,13 @@ def _train(linker: Any, spec: ModelSpec, seed: int, rows: Sequence[Row], block_o
     A pass with few pairs teaches EM nonsense (one family sharing a phone would make "name differs" the
     typical match), so below ``MIN_EM_PAIRS`` it is skipped and the spec's starting m values stand.
     """
+    from splink.internals.exceptions import SplinkException
+
     n = len(rows)
     trained = []
     try:
         linker.training.estimate_probability_two_random_records_match(list(spec.deterministic), recall=spec.recall)
-    except Exception:  # noqa: BLE001 - no sure pair at all (a tiny dataset): keep a prior of one match per record
+    except (SplinkException, ZeroDivisionError, ValueError):  # no sure pair at all: one match per record
         linker._settings_obj._probability_two_random_records_match = min(0.5, 1 / max(n, 2))
     prior = linker._settings_obj._probability_two_random_records_match
     if not 0 < prior < 1 or math.isnan(prior):
@@ -264,6 +266,6 @@ def _train(linker: Any, spec: ModelSpec, seed: int, rows: Sequence[Row], block_o
         try:
             linker.training.estimate_parameters_using_expectation_maximisation(block_on(*cols))
             trained.append("+".join(cols))
-        except Exception as exc:  # noqa: BLE001 - too few pairs in this pass; the starting m values stay
+        except (SplinkException, ZeroDivisionError, ValueError) as exc:  # EM found nothing to learn from
             logging.getLogger(__name__).info("EM pass on %s skipped: %s", cols, exc)
     return trained

@@ -56,21 +56,33 @@ def lead_features(lead: Any) -> dict[str, Any]:
                            language=lead.language)
 
 
-def load_people(session: Session) -> list[PersonRecord]:
-    """Every live contact and lead, normalised."""
-    accounts = {a.id: a for a in session.execute(
-        select(Account.id, Account.name, Account.city, Account.country)).all()}
+def load_people(session: Session, ids: dict[str, list[int]] | None = None) -> list[PersonRecord]:
+    """Every live contact and lead, normalised; with ``ids`` ({"contact": [...], "lead": [...]}) only those."""
     out: list[PersonRecord] = []
     contacts = select(Contact.id, Contact.account_id, Contact.name, Contact.email, Contact.phone, Contact.custom,
-                      Contact.language, Contact.created_at).where(Contact.merged_into_id.is_(None),
-                                                                  Contact.erased_at.is_(None))
-    for c in session.execute(contacts.execution_options(yield_per=5000)):
-        out.append(PersonRecord("contact", c.id, c.created_at, contact_features(c, accounts.get(c.account_id))))
+                      Contact.language, Contact.created_at, Account.name.label("account_name"), Account.city,
+                      Account.country).outerjoin(Account, Account.id == Contact.account_id).where(
+        Contact.merged_into_id.is_(None), Contact.erased_at.is_(None))
     leads = select(Lead.id, Lead.name, Lead.email, Lead.phone, Lead.company, Lead.custom, Lead.language,
                    Lead.created_at).where(Lead.merged_into_id.is_(None))
+    if ids is not None:
+        contacts = contacts.where(Contact.id.in_(ids.get("contact") or [-1]))
+        leads = leads.where(Lead.id.in_(ids.get("lead") or [-1]))
+    for c in session.execute(contacts.execution_options(yield_per=5000)):
+        account = _AccountView(c.account_name, c.city, c.country) if c.account_id is not None else None
+        out.append(PersonRecord("contact", c.id, c.created_at, contact_features(c, account)))
     for ld in session.execute(leads.execution_options(yield_per=5000)):
         out.append(PersonRecord("lead", ld.id, ld.created_at, lead_features(ld)))
     return out
+
+
+@dataclass(frozen=True)
+class _AccountView:
+    """The account fields a contact's features use, from a joined row."""
+
+    name: str | None
+    city: str | None
+    country: str | None
 
 
 def load_person(session: Session, object_type: str, record_id: int) -> PersonRecord | None:
