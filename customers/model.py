@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import math
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,10 +127,16 @@ class Resolution:
 def spark_session(master: str = "local[2]") -> Any:
     """The one Spark session of this process, small: 1 GB driver, few shuffle partitions (local mode)."""
     from pyspark.sql import SparkSession
+    from splink.backends.spark import similarity_jar_location
 
-    return (SparkSession.builder.master(master).appName("crmind-identity")
-            .config("spark.driver.memory", "1g").config("spark.sql.shuffle.partitions", "4")
-            .config("spark.ui.enabled", "false").config("spark.sql.ansi.enabled", "false").getOrCreate())
+    # Splink's string similarity UDFs (jaro_winkler, ...) ship as a jar that must be on the classpath at start.
+    session = (SparkSession.builder.master(master).appName("crmind-identity")
+               .config("spark.jars", similarity_jar_location())
+               .config("spark.driver.memory", "1g").config("spark.sql.shuffle.partitions", "2")
+               .config("spark.ui.enabled", "false").config("spark.sql.ansi.enabled", "false").getOrCreate())
+    # Splink breaks long query lineages with checkpoints; they need a folder even in local mode.
+    session.sparkContext.setCheckpointDir(tempfile.mkdtemp(prefix="crmind-spark-checkpoints-"))
+    return session
 
 
 def db_api(engine: str, spark_master: str = "local[2]") -> Any:
@@ -141,7 +148,9 @@ def db_api(engine: str, spark_master: str = "local[2]") -> Any:
     if engine == "spark":
         from splink import SparkAPI
 
-        return SparkAPI(spark_session=spark_session(spark_master))
+        # persist, not checkpoint: lineage breaks stay in memory instead of a disk round trip per step
+        return SparkAPI(spark_session=spark_session(spark_master), break_lineage_method="persist",
+                        num_partitions_on_repartition=2)
     raise IdentityError(f"unknown identity engine '{engine}': use duckdb or spark")
 
 
@@ -259,7 +268,9 @@ def _train(linker: Any, spec: ModelSpec, seed: int, rows: Sequence[Row], block_o
     if not 0 < prior < 1 or math.isnan(prior):
         linker._settings_obj._probability_two_random_records_match = min(0.5, 1 / max(n, 2))
     if n >= MIN_U_SAMPLE_RECORDS or any(lvl.u is None for c in spec.comparisons for lvl in c.levels):
-        linker.training.estimate_u_using_random_sampling(max_pairs=spec.max_u_pairs, seed=seed)
+        # One chunk below 100k records: each chunk is a job, which costs seconds on Spark whatever its size.
+        linker.training.estimate_u_using_random_sampling(max_pairs=spec.max_u_pairs, seed=seed,
+                                                         num_chunks=1 if n < 100_000 else 10)
     for cols in spec.em_blocks:
         if blocked_pairs(rows, cols) < MIN_EM_PAIRS:
             continue
