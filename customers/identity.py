@@ -64,7 +64,8 @@ def load_model(path: Path | None = None) -> dict[str, Any]:
     path = path or model_path()
     if not path.exists():
         raise IdentityError(f"no identity model at {path}: run `crmind identity resolve` first")
-    return json.loads(path.read_text(encoding="utf-8"))
+    model: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return model
 
 
 def _anchor_rows(people: list[PersonRecord], clusters: dict[str, str], edges: list[Edge]) -> list[dict[str, Any]]:
@@ -126,10 +127,10 @@ def resolve_store(session: Session, *, engine: str | None = None, seed: int = 42
     path = model_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result.model, ensure_ascii=False, indent=1), encoding="utf-8")
-    sizes = defaultdict(int)
+    sizes: dict[str, int] = defaultdict(int)
     for r in person_links:
         sizes[r["customer_id"]] += 1
-    account_sizes = defaultdict(int)
+    account_sizes: dict[str, int] = defaultdict(int)
     for r in account_links:
         account_sizes[r["customer_id"]] += 1
     summary = ResolveSummary(

@@ -78,7 +78,7 @@ class ModelSpec:
         from splink.comparison_library import CustomComparison
 
         jw = "jaro_winkler" if engine == "spark" else "jaro_winkler_similarity"
-        comparisons = []
+        comparisons: list[Any] = []
         for comp in self.comparisons:
             levels: list[Any] = [{"sql_condition": f"{comp.column}_l IS NULL OR {comp.column}_r IS NULL",
                                   "label_for_charts": f"{comp.name} missing", "is_null_level": True}]
@@ -89,12 +89,12 @@ class ModelSpec:
             if all(lvl.u is not None for lvl in comp.levels):
                 else_level["u_probability"] = max(1e-6, 1 - sum(lvl.u or 0.0 for lvl in comp.levels))
             levels.append(else_level)
-            comparisons.append({"output_column_name": comp.name, "comparison_levels": levels})
+            comparisons.append(CustomComparison(comparison_levels=levels, output_column_name=comp.name))
 
         return {
             "link_type": "dedupe_only",
             "unique_id_column_name": "unique_id",
-            "comparisons": [CustomComparison(**c) for c in comparisons],
+            "comparisons": comparisons,
             "blocking_rules_to_generate_predictions": [block_on(*cols) for cols in self.blocking],
             # Splink keeps a pair's gamma_* only alongside the compared values; the values stay in the engine's
             # working tables (the select after predict drops them) and never reach the link table.
@@ -149,7 +149,7 @@ def db_api(engine: str, spark_master: str = "local[2]") -> Any:
         from splink import SparkAPI
 
         # persist, not checkpoint: lineage breaks stay in memory instead of a disk round trip per step
-        return SparkAPI(spark_session=spark_session(spark_master), break_lineage_method="persist",
+        return SparkAPI(spark_session=spark_session(spark_master), break_lineage_method="persist",  # type: ignore[no-untyped-call]
                         num_partitions_on_repartition=2)
     raise IdentityError(f"unknown identity engine '{engine}': use duckdb or spark")
 
@@ -220,7 +220,7 @@ def resolve(rows: Sequence[Row], spec: ModelSpec, columns: Sequence[str], *, eng
     trained = _train(linker, spec, seed, rows, block_on)
     predictions = linker.inference.predict()
     gammas = ", ".join(f"gamma_{c.name}" for c in spec.comparisons)
-    filtered = linker.misc.query_sql(
+    filtered = linker.misc.query_sql(  # type: ignore[no-untyped-call]
         f"SELECT unique_id_l, unique_id_r, match_weight, match_probability, {gammas} FROM {predictions.physical_name} "
         f"WHERE match_probability >= {spec.threshold} AND ({spec.guard})")
     model = linker.misc.save_model_to_json()
@@ -234,7 +234,8 @@ def resolve(rows: Sequence[Row], spec: ModelSpec, columns: Sequence[str], *, eng
         clustered = linker.clustering.cluster_pairwise_predictions_at_threshold(filtered, spec.threshold)
         for r in clustered.as_record_list():
             clusters[str(r["unique_id"])] = str(r["cluster_id"])
-    counted = linker.misc.query_sql(f"SELECT count(*) AS n FROM {predictions.physical_name}").as_record_list()
+    counted = linker.misc.query_sql(  # type: ignore[no-untyped-call]
+        f"SELECT count(*) AS n FROM {predictions.physical_name}").as_record_list()
     if engine == "spark":
         api.spark.catalog.clearCache()
     return Resolution(clusters, edges, model, int(counted[0]["n"]), trained)

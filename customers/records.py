@@ -108,7 +108,7 @@ def values_features(session: Session, values: dict[str, Any]) -> dict[str, Any]:
         account = session.get(Account, int(values["account_id"]))
         if account is not None:
             company, city, country = company or account.name, city or account.city, country or account.country
-    custom = values.get("custom") if isinstance(values.get("custom"), dict) else {}
+    custom: dict[str, Any] = values["custom"] if isinstance(values.get("custom"), dict) else {}
     return person_features(name=values.get("name"), email=values.get("email"), phone=values.get("phone"),
                            company=company, city=city, wechat_id=values.get("wechat_id") or custom.get("wechat_id"),
                            country=country, language=values.get("language"))

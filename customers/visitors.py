@@ -40,7 +40,8 @@ def load_visitor_signals(session: Session) -> dict[str, VisitorSignals]:
     known = select(Event.visitor_id, Event.contact_id).where(Event.contact_id.is_not(None)).group_by(
         Event.visitor_id, Event.contact_id)
     for visitor_id, contact_id in session.execute(known):
-        out.setdefault(visitor_id, VisitorSignals()).contact_ids.add(contact_id)
+        if contact_id is not None:
+            out.setdefault(visitor_id, VisitorSignals()).contact_ids.add(contact_id)
     text = cast(Event.properties, String)
     hinted = select(Event.visitor_id, Event.type, Event.properties, Event.occurred_at).where(
         or_(Event.type == "form_submit", text.like('%"device_id"%'), text.like('%"phone_hash"%')))
@@ -93,9 +94,9 @@ def link_visitors(signals: dict[str, VisitorSignals], customer_of: dict[str, str
     for visitor_id, sig in sorted(signals.items()):
         if visitor_id in links:
             continue
-        device = next((d for d in sorted(sig.device_ids) if d in device_customer), None)
-        if device:
-            links[visitor_id] = _row(visitor_id, device_customer[device], "weak", ["shares a device id"], 0.6)
+        shared = next((d for d in sorted(sig.device_ids) if d in device_customer), None)
+        if shared:
+            links[visitor_id] = _row(visitor_id, device_customer[shared], "weak", ["shares a device id"], 0.6)
             continue
         owner = next((phone_owner[h] for h in sorted(sig.phone_hashes) if h in phone_owner), None)
         if owner:

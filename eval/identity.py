@@ -81,7 +81,7 @@ def _pairs(clusters: dict[str, str]) -> set[tuple[str, str]]:
     groups: dict[str, list[str]] = defaultdict(list)
     for rec, c in clusters.items():
         groups[c].append(rec)
-    out = set()
+    out: set[tuple[str, str]] = set()
     for members in groups.values():
         members.sort()
         out.update((a, b) for i, a in enumerate(members) for b in members[i + 1:])
@@ -180,8 +180,8 @@ def read_febrl(*names: str, limit: int | None = None) -> list[dict[str, Any]]:
                 row["unique_id"] = row.pop("rec_id")
                 rows.append(row)
     if limit is not None:
-        keep = sorted({_febrl_entity(r["unique_id"]) for r in rows}, key=int)[:limit]
-        rows = [r for r in rows if _febrl_entity(r["unique_id"]) in set(keep)]
+        keep = set(sorted({_febrl_entity(str(r["unique_id"])) for r in rows}, key=int)[:limit])
+        rows = [r for r in rows if _febrl_entity(str(r["unique_id"])) in keep]
     return rows
 
 
