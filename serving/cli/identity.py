@@ -65,6 +65,8 @@ def eval_identity(
     database_url: Annotated[str | None, typer.Option(help="Resolve this demo database instead (its link table "
                                                      "is replaced); give --truth too")] = None,
     truth: Annotated[Path | None, typer.Option(help="identity_truth.jsonl of --database-url")] = None,
+    febrl_limit: Annotated[int | None, typer.Option(help="Keep only this many FEBRL originals (quick runs)")]
+    = None,
     engine: Engine = None,
     out: Annotated[Path, typer.Option(help="Write the report as JSON here")] = Path("eval/identity_report.json"),
 ) -> None:
@@ -75,7 +77,7 @@ def eval_identity(
     try:
         results = run([d.strip() for d in datasets.split(",") if d.strip()],
                       engine=engine or get_settings().identity_engine, demo_scale=demo_scale,
-                      database_url=database_url, truth_path=truth)
+                      database_url=database_url, truth_path=truth, febrl_limit=febrl_limit)
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     typer.echo(table(results))

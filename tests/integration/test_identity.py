@@ -191,10 +191,17 @@ def test_csv_resolve_round_trip_and_clear_errors(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "cannot read" in result.output
 
 
-def test_eval_harness_scores_model_and_baseline_on_a_febrl_slice(tmp_path: Path) -> None:
-    from eval.identity import eval_febrl
+def test_eval_command_scores_model_and_baseline_on_a_febrl_slice(tmp_path: Path) -> None:
+    from serving.cli import app
 
-    model, baseline = eval_febrl("febrl3", limit=150)
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["eval", "identity", "--datasets", "febrl3", "--febrl-limit", "150",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "baseline: exact soc_sec_id" in result.output
+    model, baseline = json.loads(out.read_text())
     assert model["records"] > 150 and model["method"] == "splink model"
     assert model["pairwise"]["f1"] > 0.95 and model["bcubed"]["f1"] > 0.95
     assert baseline["pairwise"]["precision"] == 1.0 and baseline["pairwise"]["recall"] < model["pairwise"]["recall"]
+    result = CliRunner().invoke(app, ["eval", "identity", "--datasets", "febrl9"])
+    assert result.exit_code == 1 and "unknown dataset(s) febrl9" in result.output
