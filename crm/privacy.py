@@ -7,13 +7,14 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import String, cast, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 import ledger
 from config.masking import mask_email, mask_phone
 from crm import outbox
 from crm.access import Principal, get_record, view
+from crm.customer_models import IdentityKey
 from crm.errors import Conflict, Forbidden
 from crm.models import Activity, Case, Contact, Event, Proposal, utcnow
 
@@ -132,6 +133,14 @@ def erase_contact(session: Session, principal: Principal, contact_id: int, *,
             proposal.reason = ledger_pattern.sub(ERASED, proposal.reason)
     session.execute(update(Event).where(Event.contact_id == contact_id).values(contact_id=None)
                     .execution_options(synchronize_session=False))
+    # A web form may have carried the email into an event's properties (identity resolution reads it there).
+    if contact.email:
+        for ev in session.scalars(select(Event).where(Event.type == "form_submit",
+                                                      cast(Event.properties, String).ilike(f"%{contact.email}%"))):
+            ev.properties = _scrubbed(ev.properties, pattern)
+    # Identity keys hold the normalised email and phone: the erased person must not be findable by them.
+    session.execute(delete(IdentityKey).where(IdentityKey.object_type == "contact",
+                                              IdentityKey.record_key == str(contact_id)))
     contact.name, contact.phone, contact.email, contact.title = ERASED, None, None, ""
     contact.custom = {}
     contact.erased_at = utcnow()

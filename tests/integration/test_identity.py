@@ -205,3 +205,20 @@ def test_eval_command_scores_model_and_baseline_on_a_febrl_slice(tmp_path: Path)
     assert baseline["pairwise"]["precision"] == 1.0 and baseline["pairwise"]["recall"] < model["pairwise"]["recall"]
     result = CliRunner().invoke(app, ["eval", "identity", "--datasets", "febrl9"])
     assert result.exit_code == 1 and "unknown dataset(s) febrl9" in result.output
+
+
+def test_erasing_a_contact_removes_its_identity_keys_and_its_form_email(world: Any) -> None:
+    from crm import privacy
+
+    contact_id, email = world.records["b"]["contact"], world.emails["b"]
+    with transaction(world.engine) as s:
+        assert ("email", email) in write_keys(s, "contact", contact_id)
+        s.add(Event(visitor_id="anon-1", type="form_submit", occurred_at=datetime(2026, 10, 2),
+                    properties={"email": email.upper(), "page": "/contact"}))
+    with transaction(world.engine) as s:
+        privacy.erase_contact(s, world.p("b", "manager"), contact_id)
+    with session_factory(world.engine)() as s:
+        assert s.scalars(select(IdentityKey).where(IdentityKey.record_key == str(contact_id),
+                                                   IdentityKey.object_type == "contact")).all() == []
+        props = s.scalars(select(Event.properties).where(Event.visitor_id == "anon-1")).one()
+    assert props == {"email": "[erased]", "page": "/contact"}
