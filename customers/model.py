@@ -229,16 +229,33 @@ def resolve(rows: Sequence[Row], spec: ModelSpec, columns: Sequence[str], *, eng
     agreeing = {c.name: {lvl.label for lvl in c.levels} for c in spec.comparisons}
     edges = [Edge(str(r["unique_id_l"]), str(r["unique_id_r"]), float(r["match_probability"]),
                   reasons_of(r, labels, agreeing)) for r in filtered.as_record_list()]
-    clusters = {str(r["unique_id"]): str(r["unique_id"]) for r in rows}
-    if edges:
-        clustered = linker.clustering.cluster_pairwise_predictions_at_threshold(filtered, spec.threshold)
-        for r in clustered.as_record_list():
-            clusters[str(r["unique_id"])] = str(r["cluster_id"])
+    clusters = connected_components([str(r["unique_id"]) for r in rows], [(e.left, e.right) for e in edges])
     counted = linker.misc.query_sql(  # type: ignore[no-untyped-call]
         f"SELECT count(*) AS n FROM {predictions.physical_name}").as_record_list()
     if engine == "spark":
         api.spark.catalog.clearCache()
     return Resolution(clusters, edges, model, int(counted[0]["n"]), trained)
+
+
+def connected_components(ids: Sequence[str], links: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Clusters at the threshold: connected components of the clustered edges, each named by its smallest id.
+
+    The same clusters as Splink's ``cluster_pairwise_predictions_at_threshold``, computed on the edges already
+    in Python: on Spark that call took 49 s for 110 edges in local mode (an iterative job per round).
+    """
+    parent = {i: i for i in ids}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in links:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return {i: find(i) for i in ids}
 
 
 def blocked_pairs(rows: Sequence[Row], columns: Sequence[str]) -> int:
