@@ -167,7 +167,7 @@ def synthetic_people(n: int, seed: int = 11) -> tuple[list[dict[str, Any]], dict
 
 
 def million(n: int) -> None:
-    from customers.model import resolve
+    from customers.linkage import resolve
     from customers.person_spec import COLUMNS, PERSON_SPEC
     from eval.identity import bcubed, exact_key_baseline, pairwise
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from customers.errors import IdentityError
-from customers.model import resolve
+from customers.linkage import resolve
 from customers.person_spec import COLUMNS, PERSON_SPEC, person_features
 
 FIELDS = ("name", "company", "email", "phone", "city", "wechat_id")

@@ -1,6 +1,6 @@
 """Identity resolution over the CRM store, and on-create matching of a new contact or lead.
 
-``resolve_store`` reads contacts, leads, accounts and web visitors, runs the person model (``customers.model``
+``resolve_store`` reads contacts, leads, accounts and web visitors, runs the person model (``customers.linkage``
 with ``customers.person_spec``) on DuckDB or Spark, and replaces the link table and the blocking keys in one
 transaction with a ledger row. ``likely_duplicates`` scores a new record's values against existing ones through
 ``IdentityKey`` lookups and the stored model's match weights, in Python: no engine round trip per request.
@@ -25,7 +25,7 @@ from config.settings import get_settings
 from crm.customer_models import IdentityKey, IdentityLink
 from customers.accounts import link_accounts
 from customers.errors import IdentityError
-from customers.model import Edge, model_hash, resolve
+from customers.linkage import Edge, model_hash, resolve
 from customers.person_spec import COLUMNS, LOOKUP_KINDS, PERSON_SPEC, keys_of
 from customers.records import PersonRecord, load_people, load_person, values_features
 from customers.visitors import link_visitors, load_visitor_signals, phone_hash

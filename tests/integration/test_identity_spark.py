@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from customers.model import resolve, spark_session
+from customers.linkage import resolve, spark_session
 from customers.person_spec import COLUMNS, PERSON_SPEC, person_features
 from eval.identity import FEBRL_COLUMNS, FEBRL_SPEC, read_febrl
 

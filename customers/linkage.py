@@ -1,4 +1,4 @@
-"""The Splink pipeline behind every resolve: train (u by random sampling, m by EM), predict, cluster.
+"""The Splink linkage pipeline behind every resolve: train (u by random sampling, m by EM), predict, cluster.
 
 A ``ModelSpec`` names the comparisons and blocking rules; the same spec runs on DuckDB (default) or on Spark
 (``CRMIND_IDENTITY_ENGINE=spark``) with no other change, because Splink renders its SQL per engine. Comparison
