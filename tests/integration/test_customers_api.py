@@ -119,3 +119,24 @@ def test_bad_merge_requests_get_clear_errors(client: TestClient, world: World) -
     hidden = client.post("/v1/customers/merge", headers=h(world, "a:rep"),
                          json={"object_type": "contact", "survivor_id": orig, "duplicate_ids": [other]})
     assert hidden.status_code == 404
+
+
+def test_erase_covers_every_linked_identity_and_the_link_table_and_export_lists_them(client: TestClient,
+                                                                                     world: World) -> None:
+    orig, dup = _linked_duplicate(world)
+    exported = client.get(f"/v1/contacts/{orig}/export", headers=h(world, "a:manager")).json()
+    assert {x["ref"] for x in exported["linked"]} == {f"contact:{dup}", f"lead:{world.records['a']['lead']}",
+                                                      "visitor:anon-a"}
+    erased = client.post(f"/v1/contacts/{orig}/erase", headers=h(world, "a:manager"))
+    assert erased.status_code == 200, erased.text
+    assert set(erased.json()["linked_erased"]) >= {f"contact:{dup}", f"lead:{world.records['a']['lead']}"}
+    with session_factory(world.engine)() as s:
+        assert s.get(Contact, dup).erased_at is not None
+        from crm.models import Lead
+
+        lead = s.get(Lead, world.records["a"]["lead"])
+        assert lead.email is None and lead.phone is None and lead.name == "[erased]"
+        from sqlalchemy import func, select
+
+        assert s.scalar(select(func.count()).select_from(IdentityLink).where(
+            IdentityLink.customer_id == f"contact:{orig}")) == 0
