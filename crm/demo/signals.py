@@ -35,17 +35,18 @@ SENIORITY_OF = {"ceo": "c_level", "cfo": "c_level", "cto": "c_level", "ops": "vp
                 "facilities": "vp_director", "procurement": "manager", "plant": "manager", "energy": "manager",
                 "fleet": "manager", "it_sec": "manager", "pm": "manager", "engineer": "individual"}
 LEAD_TRUTH = {
-    "intercept": -2.6,
-    "seniority": {"c_level": 0.9, "vp_director": 0.6, "manager": 0.2, "individual": -0.6},
-    "source": {"referral": 0.9, "partner": 0.5, "event": 0.2, "web": 0.0, "cold_call": -0.7},
-    "industry": {"Utilities": 0.5, "Manufacturing": 0.35, "EV & Batteries": 0.3, "Logistics": 0.1,
-                 "Retail": -0.3, "Fintech": -0.5},
-    "log_employees": 0.3,  # per unit of log(employees) above log(250)
-    "pricing_views": 0.35,  # per view, up to 5
-    "pricing_x_large": 0.25,  # extra per view when the company has over 1,000 employees
-    "demo_request": 1.3,
-    "downloads": 0.25,  # per download, up to 3
-    "recency": -0.035,  # per day between the last visit and the lead's creation
+    "intercept": -2.4,
+    "seniority": {"c_level": 0.7, "vp_director": 0.5, "manager": 0.2, "individual": -0.4},
+    "source": {"referral": 1.2, "partner": 0.7, "event": 0.2, "web": 0.0, "cold_call": -1.1},
+    "industry": {"Utilities": 0.8, "Manufacturing": 0.5, "EV & Batteries": 0.4, "Logistics": 0.1,
+                 "Healthcare": -0.2, "Retail": -0.5, "Fintech": -0.8},
+    # Mid-market companies buy fastest; the largest ones rarely close within 90 days (long procurement).
+    "mid_market": 0.6,  # 200..3,000 employees
+    "enterprise": -0.6,  # over 5,000 employees
+    "pricing_views": 0.3,  # per view, up to 5
+    "demo_request": 1.2,
+    "downloads": 0.2,  # per download, up to 3
+    "recency": -0.04,  # per day between the last visit and the lead's creation, up to 60
     "c_level_and_pricing": 0.6,  # a senior buyer who looked at pricing twice or more
     "noise_sd": 0.6,
 }
@@ -98,8 +99,8 @@ def lead_logit(*, seniority: str, source: str, industry: str, employees: int, pr
     t = LEAD_TRUTH
     pv = min(pricing_views, 5)
     z = (t["intercept"] + t["seniority"][seniority] + t["source"].get(source, 0.0)
-         + t["industry"].get(industry, 0.0) + t["log_employees"] * (math.log(employees) - math.log(250))
-         + t["pricing_views"] * pv + (t["pricing_x_large"] * pv if employees > 1000 else 0.0)
+         + t["industry"].get(industry, 0.0) + (t["mid_market"] if 200 <= employees <= 3000 else 0.0)
+         + (t["enterprise"] if employees > 5000 else 0.0) + t["pricing_views"] * pv
          + (t["demo_request"] if demo_request else 0.0) + t["downloads"] * min(downloads, 3)
          + t["recency"] * min(recency_days, 60))
     if seniority == "c_level" and pricing_views >= 2:
