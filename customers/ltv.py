@@ -86,16 +86,14 @@ def fit(summary: Summary, *, flat_priors: bool = True) -> Fitted:
     flat = Prior("HalfFlat")
     data = pd.DataFrame({"customer_id": range(len(summary.ids)), "frequency": summary.frequency,
                          "recency": summary.recency, "T": summary.T})
-    bg = BetaGeoModel(data=data, model_config={"r": flat, "alpha": flat, "a": flat, "b": flat} if flat_priors
-                      else None)
-    bg.fit(method="map", progressbar=False)
+    bg = BetaGeoModel(model_config={"r": flat, "alpha": flat, "a": flat, "b": flat} if flat_priors else None)
+    bg.fit(data=data, method="map", progressbar=False)
     params = {k: float(bg.fit_result[k].values.ravel()[0]) for k in ("r", "alpha", "a", "b")}
     repeaters = data.assign(monetary_value=summary.monetary).query("frequency > 0")
     gg = None
     if len(repeaters) >= 5:
-        gg = GammaGammaModel(data=repeaters[["customer_id", "frequency", "monetary_value"]],
-                             model_config={"p": flat, "q": flat, "v": flat} if flat_priors else None)
-        gg.fit(method="map", progressbar=False)
+        gg = GammaGammaModel(model_config={"p": flat, "q": flat, "v": flat} if flat_priors else None)
+        gg.fit(data=repeaters[["customer_id", "frequency", "monetary_value"]], method="map", progressbar=False)
         params |= {k: float(gg.fit_result[k].values.ravel()[0]) for k in ("p", "q", "v")}
     return Fitted(bg, gg, params, time.perf_counter() - started)
 

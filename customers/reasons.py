@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-_SENIORITY = {"c_level": ("C-level title", "高管职位"), "vp_director": ("VP or director title", "副总裁/总监职位"),
+_SENIORITY = {"c_level": ("C-level title", "高管职位"),
+              "vp_director": ("VP or director title", "副总裁/总监职位"),
               "manager": ("manager title", "经理职位"), "individual": ("individual contributor title", "一线员工职位"),
               "unknown": ("unknown title", "职位未知")}
 _FUNCTION = {"executive": ("general management", "综合管理"), "finance": ("finance", "财务"),
              "technical": ("technical role", "技术岗位"), "operations": ("operations", "运营"),
              "procurement": ("procurement", "采购"), "other": ("other function", "其他职能")}
 _SOURCE = {"web": ("came in through the website", "来源：官网"), "event": ("met at an event", "来源：展会活动"),
-           "referral": ("referred by a customer", "来源：客户推荐"), "partner": ("brought by a partner", "来源：合作伙伴"),
+           "referral": ("referred by a customer", "来源：客户推荐"),
+           "partner": ("brought by a partner", "来源：合作伙伴"),
            "cold_call": ("cold call", "来源：陌生拜访"), "other": ("other source", "来源：其他")}
 _INDUSTRY_ZH = {"Manufacturing": "制造业", "EV & Batteries": "新能源汽车与电池", "SaaS": "软件服务", "Retail": "零售",
                 "Logistics": "物流", "Healthcare": "医疗健康", "Fintech": "金融科技", "Utilities": "电力能源",
@@ -42,7 +44,8 @@ PHRASES: dict[str, Callable[[Any], tuple[str, str]]] = {
     if v < 60 else ("no recent visit", "近期无访问"),
     # deals
     "amount_usd_log": lambda v: (f"deal of about {10 ** v:,.0f} USD", f"金额约{10 ** v / 10_000:,.0f}万美元"),
-    "product_line": lambda v: (f"product: {_LINE.get(v, _LINE['other'])[0]}", f"产品：{_LINE.get(v, _LINE['other'])[1]}"),
+    "product_line": lambda v: (f"product: {_LINE.get(v, _LINE['other'])[0]}",
+                               f"产品：{_LINE.get(v, _LINE['other'])[1]}"),
     "days_in_pipeline": lambda v: (f"{int(v)} days in the pipeline", f"在管道中{int(v)}天"),
     "meetings": lambda v: (f"{int(v)} meetings", f"会议{int(v)}次"),
     "calls": lambda v: (f"{int(v)} calls", f"电话{int(v)}次"),

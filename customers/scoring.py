@@ -7,6 +7,7 @@ back to the inputs and the model that made it.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +34,8 @@ BANDS: dict[str, tuple[tuple[float, str, str, str], ...]] = {
     "lead": ((50, "hot", "hot", "热"), (20, "warm", "warm", "温"), (0, "cold", "cold", "冷")),
     "win": ((65, "likely", "likely", "大概率赢单"), (35, "possible", "possible", "有希望"),
             (0, "unlikely", "unlikely", "赢单可能小")),
-    "health": ((65, "healthy", "healthy", "健康"), (40, "watch", "watch", "需关注"), (0, "at_risk", "at risk", "有流失风险")),
+    "health": ((65, "healthy", "healthy", "健康"), (40, "watch", "watch", "需关注"),
+               (0, "at_risk", "at risk", "有流失风险")),
 }
 KIND_NAMES = {"lead": ("Lead score", "线索评分"), "win": ("Win probability", "赢单概率"),
               "health": ("Account health", "客户健康度"), "rfm": ("RFM segment", "RFM分层"),
@@ -91,8 +93,6 @@ def save_scores(session: Session, *, kind: str, object_type: str, rows: list[Sco
     row = ledger.append(session, kind="score", actor=actor, model_id=model_version, output=output,
                         input_summary=f"{kind} scores for {len(rows)} {object_type} records with {model_version}")
     session.flush()
-    import json
-
     return row.id, len(json.dumps(output, ensure_ascii=False, default=str))
 
 
