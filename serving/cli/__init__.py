@@ -223,6 +223,8 @@ def _mount() -> None:
     from serving.cli.retrieval import eval_app
     from serving.cli.rules import app as rules_app
     from serving.cli.rules import eval_rules
+    from serving.cli.scores import app as scores_app
+    from serving.cli.scores import eval_scores
 
     for command in retrieval_app.registered_commands:
         app.registered_commands.append(command)
@@ -231,6 +233,8 @@ def _mount() -> None:
     app.add_typer(rules_app, name="rules")
     eval_app.command("rules")(eval_rules)
     eval_app.command("agent")(eval_agent)
+    eval_app.command("scores")(eval_scores)
+    app.add_typer(scores_app, name="scores")
     app.command("serve-model")(serve_model)
     app.command("chat")(chat)
 
