@@ -21,6 +21,7 @@ from crm.merge import MERGEABLE, merged_into
 from crm.models import Activity, Case, Event, Opportunity, Proposal
 
 PERSON_TYPES = ("contact", "lead")
+SCORED = ("lead", "opportunity", "account", "contact")
 TIMELINE_LIMIT = 100
 QUEUE_LIMIT = 200
 
@@ -151,6 +152,19 @@ def _scores(session: Session, principal: Principal, contacts: list[int], leads: 
                                  .order_by(CustomerScore.kind, CustomerScore.record_id)):
             out.append(score_view(s))
     return out
+
+
+def scores_of(session: Session, principal: Principal, record_ref: str) -> list[dict[str, Any]]:
+    """The scores stored on one readable record (``NotFound`` like the record API when it is not readable)."""
+    obj, _, key = record_ref.partition(":")
+    if obj not in SCORED or not key.isdigit():
+        raise InvalidInput(f"'{record_ref}' is not a scored record; use one of {', '.join(SCORED)} with its id "
+                           "(lead:7)")
+    record = get_record(session, principal, obj, int(key))
+    rows = session.scalars(select(CustomerScore).where(CustomerScore.object_type == obj,
+                                                       CustomerScore.record_id == record.id)
+                           .order_by(CustomerScore.kind))
+    return [score_view(s) for s in rows]
 
 
 def score_view(score: CustomerScore) -> dict[str, Any]:

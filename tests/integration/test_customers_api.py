@@ -140,3 +140,14 @@ def test_erase_covers_every_linked_identity_and_the_link_table_and_export_lists_
 
         assert s.scalar(select(func.count()).select_from(IdentityLink).where(
             IdentityLink.customer_id == f"contact:{orig}")) == 0
+
+
+def test_a_records_scores_with_reasons_are_served_as_its_reader_may_see_them(client: TestClient,
+                                                                             world: World) -> None:
+    _linked_duplicate(world)
+    lead = world.records["a"]["lead"]
+    scores = client.get(f"/v1/customers/scores/lead:{lead}", headers=h(world, "a:rep")).json()
+    assert [(s["kind"], s["label"]) for s in scores] == [("lead", "hot")]
+    assert scores[0]["reasons"][0]["en"] == "viewed pricing 3 times"
+    assert client.get(f"/v1/customers/scores/lead:{lead}", headers=h(world, "b:rep")).status_code == 404
+    assert client.get("/v1/customers/scores/case:1", headers=h(world, "a:rep")).status_code == 422

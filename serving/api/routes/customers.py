@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm.merge import MAX_MERGED, propose_merge
-from customers.profile import customer_view, duplicate_queue
+from customers.profile import customer_view, duplicate_queue, scores_of
 from serving.api.deps import CurrentPrincipal, SessionDep
 from serving.api.errors import COMMON_RESPONSES, ErrorBody
 from serving.api.routes.proposals import ProposalPublic, public
@@ -19,6 +19,9 @@ router = APIRouter(route_class=StrictQueryRoute, prefix="/v1/customers", tags=["
 CustomerRef = Annotated[str, Path(pattern=r"^(contact|lead|account):[0-9]{1,10}$|^visitor:[\w\-]{1,64}$",
                                   description="Any member record of the customer: contact:12, lead:7, "
                                               "account:3 or visitor:<id>")]
+
+RecordRef = Annotated[str, Path(pattern=r"^(contact|lead|account|opportunity):[0-9]{1,10}$",
+                                description="A scored record: lead:7, opportunity:12, account:3 or contact:9")]
 
 
 class MergeCreate(BaseModel):
@@ -47,6 +50,12 @@ def merge(body: MergeCreate, principal: CurrentPrincipal, session: SessionDep) -
                              duplicate_ids=body.duplicate_ids, policy=body.policy, reason=body.reason)
     session.commit()
     return public(principal, proposal)
+
+
+@router.get("/scores/{record_ref}", summary="One record's scores with their reasons")
+def record_scores(record_ref: RecordRef, principal: CurrentPrincipal, session: SessionDep) -> list[dict[str, Any]]:
+    """Lead score, win probability, health, RFM segment and lifetime value of this record (not of its customer)."""
+    return scores_of(session, principal, record_ref)
 
 
 @router.get("/{customer_ref}", summary="One customer, 360")
