@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 import ledger
 from config.db import Base
 from config.objects import ref
+from config.settings import get_settings
 from crm import outbox
 from crm.access import Principal, check_writable, get_record, model_for, writable_fields
 from crm.customer_models import IdentityLink
@@ -83,9 +84,13 @@ def survivor_values(obj: str, survivor: Any, duplicates: list[Any], policy: Surv
 
 
 def propose_merge(session: Session, principal: Principal, *, object_type: str, survivor_id: int,
-                  duplicate_ids: list[int], policy: Survivorship = "most_recent", reason: str = "",
+                  duplicate_ids: list[int], policy: Survivorship | None = None, reason: str = "",
                   evidence: list[str] | None = None, source: str = "user") -> Proposal:
-    """A pending ``merge`` proposal: the survivor's field changes plus the duplicates it folds in."""
+    """A pending ``merge`` proposal: the survivor's field changes plus the duplicates it folds in.
+
+    ``policy`` defaults to ``CRMIND_MERGE_SURVIVORSHIP``.
+    """
+    policy = policy or get_settings().merge_survivorship
     if object_type not in MERGEABLE:
         raise InvalidInput(f"only {', '.join(MERGEABLE)} records can be merged, not {object_type}")
     ids = list(dict.fromkeys(int(i) for i in duplicate_ids))

@@ -31,7 +31,8 @@ class MergeCreate(BaseModel):
     object_type: Literal["contact", "lead", "account"]
     survivor_id: int = Field(ge=1, le=2**31 - 1)
     duplicate_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(min_length=1, max_length=MAX_MERGED)
-    policy: Literal["most_recent", "most_complete", "source_priority"] = "most_recent"
+    policy: Literal["most_recent", "most_complete", "source_priority"] | None = Field(
+        None, description="Survivorship per field; default CRMIND_MERGE_SURVIVORSHIP")
     reason: str = Field("", max_length=4000)
 
 
