@@ -6,27 +6,29 @@ returns a proposal the rep (or, across teams, a manager of each team) approves.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 from sqlalchemy import select
 
 from agents.assistant.resolve import resolve
-from agents.assistant.tools import Args, RecordText, ToolEnv, ToolResult, _owner_cond, _short, compact
+from agents.assistant.tools import Args, Owner, RecordText, ToolEnv, ToolResult, _owner_cond, _short, compact
 from agents.errors import ToolInputError
 from config.objects import ref
 from crm.access import readable
 from crm.customer_models import CustomerScore
+from crm.errors import NotFound
 from crm.merge import propose_merge
 from crm.models import Account
 from crm.proposals import proposal_view
 from customers.profile import customer_view, duplicate_queue
 
-PersonType = Literal["contact", "lead", "account"]
-ScoreKind = Literal["lead", "win", "health", "rfm", "ltv"]
-# Which score a record type carries by default ("why is this lead hot?" asks about its lead score).
-DEFAULT_KIND = {"lead": "lead", "opportunity": "win", "account": "health"}
+PERSON_TYPES = ("contact", "lead", "account")
+# The scores each record type carries ("why is this lead hot?" asks about its lead score).
+SCORES_OF = {"lead": ("lead",), "opportunity": ("win",), "account": ("health", "rfm", "ltv")}
 TIMELINE_SHOWN = 8
+DUPLICATES_SHOWN = 5
+SEGMENT_SHOWN = 10
 REASONS_SHOWN = 3
 
 
@@ -34,13 +36,26 @@ def _zh(env: ToolEnv) -> bool:
     return any("\u4e00" <= ch <= "\u9fff" for ch in env.message)
 
 
-def _kind_of(text: str, object_type: str | None) -> str:
-    if object_type:
-        return object_type
+def _resolve_any(env: ToolEnv, text: str, types: tuple[str, ...]) -> tuple[str, Any]:
+    """A reference (``lead:7``) or a name looked up across ``types``; a name found under several is an error."""
     kind = text.strip().lower().partition(":")[0]
-    if ":" in text and kind in ("contact", "lead", "account", "opportunity"):
-        return kind
-    raise ToolInputError("give object_type (contact, lead, account or opportunity) when `record` is a name")
+    if ":" in text and kind in types:
+        return kind, resolve(env.session, env.principal, kind, text)
+    found: list[tuple[str, Any]] = []
+    errors: list[str] = []
+    for obj in types:
+        try:
+            found.append((obj, resolve(env.session, env.principal, obj, text)))
+        except NotFound:
+            continue
+        except ToolInputError as exc:  # several of this type: the model must pick one
+            errors.append(str(exc))
+    if errors or len(found) > 1:
+        named = [ref(o, r.id) for o, r in found]
+        raise ToolInputError(f"'{text}' names several records ({', '.join(named + errors)}); use a reference")
+    if not found:
+        raise NotFound(f"no {' or '.join(types)} called '{text}'")
+    return found[0]
 
 
 def _reasons(env: ToolEnv, reasons: list[dict[str, Any]], limit: int) -> list[str]:
@@ -58,16 +73,14 @@ def _score(env: ToolEnv, s: CustomerScore, limit: int = REASONS_SHOWN) -> dict[s
 
 
 class Customer360Args(Args):
-    """One customer across records: linked contacts, leads and web visits with why they match, scores, timeline."""
+    """One customer across records: linked records and why they match, scores, timeline."""
 
     record: str = RecordText
-    object_type: PersonType | None = Field(None, description="The kind of record; needed when `record` is a name")
 
 
 def customer_360(env: ToolEnv, args: Customer360Args) -> ToolResult:
     """The customer view, compacted for a small model: identities, scores with top reasons, recent timeline."""
-    obj = _kind_of(args.record, args.object_type)
-    record = resolve(env.session, env.principal, obj, args.record)
+    obj, record = _resolve_any(env, args.record, PERSON_TYPES)
     data = customer_view(env.session, env.principal, ref(obj, record.id))
     identities = [{"ref": i["ref"], "name": (i["record"].get("name") if "name" in i["record"] else i["ref"]),
                    "match": f"{round(i['match_probability'] * 100)}%", "why": i["reasons"][:3]}
@@ -86,24 +99,18 @@ def customer_360(env: ToolEnv, args: Customer360Args) -> ToolResult:
 
 
 class ExplainScoreArgs(Args):
-    """Why a lead, deal or account has its score: the factors behind it, strongest first."""
+    """Why a lead, deal or account has its score, factor by factor."""
 
     record: str = RecordText
-    object_type: Literal["lead", "opportunity", "account"] | None = Field(
-        None, description="The kind of record; needed when `record` is a name")
-    kind: ScoreKind | None = Field(None, description="lead (a lead's conversion), win (a deal), health, rfm or "
-                                                     "ltv (an account); default by record type")
 
 
 def explain_score(env: ToolEnv, args: ExplainScoreArgs) -> ToolResult:
-    """The stored score and all its reasons, in the rep's language."""
-    obj = _kind_of(args.record, args.object_type)
-    record = resolve(env.session, env.principal, obj, args.record)
-    kinds = [args.kind] if args.kind else [DEFAULT_KIND.get(obj, "")]
-    if obj == "account" and not args.kind:
-        kinds = ["health", "rfm", "ltv"]
+    """The stored scores and all their reasons, in the rep's language."""
+    obj, record = _resolve_any(env, args.record, ("lead", "opportunity", "account"))
+    kinds = SCORES_OF[obj]
     rows = list(env.session.scalars(select(CustomerScore).where(
-        CustomerScore.object_type == obj, CustomerScore.record_id == record.id, CustomerScore.kind.in_(kinds))))
+        CustomerScore.object_type == obj, CustomerScore.record_id == record.id, CustomerScore.kind.in_(kinds))
+        .order_by(CustomerScore.kind)))
     if not rows:
         raise ToolInputError(f"{ref(obj, record.id)} has no {' or '.join(kinds)} score yet (scores are computed by "
                              "`crmind scores compute`)")
@@ -113,47 +120,41 @@ def explain_score(env: ToolEnv, args: ExplainScoreArgs) -> ToolResult:
 
 
 class FindDuplicatesArgs(Args):
-    """Likely duplicate records: of one contact, lead or account, or the rep's review queue when none is named."""
+    """Likely duplicates of a contact, lead or account; without a record, the rep's review queue."""
 
-    record: str | None = Field(None, description="A reference such as contact:12, or a name; empty = the queue")
-    object_type: PersonType | None = Field(None, description="The kind of record")
-    limit: int = Field(5, ge=1, le=20)
+    record: str | None = Field(None, description="A reference such as contact:12, or a name")
 
 
 def find_duplicates(env: ToolEnv, args: FindDuplicatesArgs) -> ToolResult:
     """Groups of records identity resolution holds for one customer, with the match reasons."""
-    queue = duplicate_queue(env.session, env.principal, object_type=args.object_type, limit=200)
+    queue = duplicate_queue(env.session, env.principal, limit=200)
     if args.record:
-        obj = _kind_of(args.record, args.object_type)
-        record = resolve(env.session, env.principal, obj, args.record)
+        obj, record = _resolve_any(env, args.record, PERSON_TYPES)
         queue = [q for q in queue if q["object_type"] == obj and
                  record.id in (q["survivor_id"], *q["duplicate_ids"])]
     groups = [{"records": [f"{q['object_type']}:{i}" for i in (q["survivor_id"], *q["duplicate_ids"])],
                "names": [r.get("name") for r in q["records"]], "match": f"{round(q['match_probability'] * 100)}%",
                "why": q["reasons"][:4], "pending_merge": q["pending_proposal"] and f"proposal:{q['pending_proposal']}"}
-              for q in queue[:args.limit]]
+              for q in queue[:DUPLICATES_SHOWN]]
     refs = [r for g in groups for r in g["records"]]
     return ToolResult({"duplicates": groups, "count": len(groups)}, refs, f"{len(groups)} duplicate groups")
 
 
 class ProposeMergeArgs(Args):
-    """Propose merging duplicate records into one (the rep approves; it can be undone)."""
+    """Propose merging duplicates into the record to keep (the rep approves; it can be undone)."""
 
-    keep: str = Field(description="The record to keep, e.g. contact:12")
-    duplicates: list[str] = Field(min_length=1, max_length=10, description="Records to fold into it")
-    object_type: PersonType | None = Field(None, description="The kind of records; needed for names")
-    reason: str = Field("", max_length=500)
+    keep: str = Field(description="e.g. contact:12")
+    duplicates: list[str] = Field(min_length=1, max_length=10, description="e.g. [\"contact:15\"]")
 
 
 def propose_merge_tool(env: ToolEnv, args: ProposeMergeArgs) -> ToolResult:
     """A merge proposal: survivorship by the most recent values, children re-linked, duplicates kept as tombstones."""
-    obj = _kind_of(args.keep, args.object_type)
-    keep = resolve(env.session, env.principal, obj, args.keep)
+    obj, keep = _resolve_any(env, args.keep, PERSON_TYPES)
     dups = [resolve(env.session, env.principal, obj, d).id for d in args.duplicates]
     target = f"merge:{obj}:{keep.id}:{','.join(map(str, sorted(dups)))}"
     env.check_not_rejected(target)
     proposal = propose_merge(env.session, env.principal, object_type=obj, survivor_id=keep.id, duplicate_ids=dups,
-                             reason=(args.reason or env.message)[:1000], evidence=list(env.evidence)[:20],
+                             reason=env.message[:1000], evidence=list(env.evidence)[:20],
                              source="agent")
     shown = proposal_view(env.principal, proposal)
     refs = [f"proposal:{proposal.id}", ref(obj, keep.id), *(ref(obj, d) for d in dups)]
@@ -162,12 +163,11 @@ def propose_merge_tool(env: ToolEnv, args: ProposeMergeArgs) -> ToolResult:
 
 
 class SegmentMembersArgs(Args):
-    """Accounts in an RFM segment and/or a health band, most valuable first ("my at-risk top customers")."""
+    """Accounts in an RFM segment and/or health band, most valuable first."""
 
-    segment: str | None = Field(None, description="An RFM segment, e.g. champions, loyal, at_risk, hibernating")
-    health: str | None = Field(None, description="A health band, e.g. healthy, watch, at_risk")
-    owner: str | None = Field(None, description="'me' for the rep's own accounts, or a teammate's name")
-    limit: int = Field(10, ge=1, le=50)
+    segment: str | None = Field(None, description="champions, loyal, at_risk, hibernating, ...")
+    health: str | None = Field(None, description="healthy, watch or at_risk")
+    owner: str | None = Owner
 
 
 def _labels(env: ToolEnv, kind: str) -> list[str]:
@@ -204,6 +204,6 @@ def segment_members(env: ToolEnv, args: SegmentMembersArgs) -> ToolResult:
         CustomerScore.record_id.in_([a.id for a in accounts]))).all()) if accounts else {}
     accounts.sort(key=lambda a: -ltv.get(a.id, 0.0))
     items = [{**compact(env.principal, "account", a), "ltv": round(ltv[a.id], 2) if a.id in ltv else None}
-             for a in accounts[:args.limit]]
+             for a in accounts[:SEGMENT_SHOWN]]
     return ToolResult({"accounts": items, "count": len(accounts)}, [i["ref"] for i in items],
                       f"{len(accounts)} accounts")

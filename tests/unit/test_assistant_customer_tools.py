@@ -73,7 +73,7 @@ def test_explain_score_answers_in_the_reps_language(sqlite_world: World) -> None
     assert zh.data["scores"][0]["reasons"] == ["+ 查看定价页3次", "− 职位较低"]
     en = run(w, w.p("a", "rep"), "explain_score", message="why is this lead hot?", record=f"lead:{lead}")
     assert en.data["scores"][0]["label"] == "hot" and en.data["scores"][0]["reasons"][0] == "+ viewed pricing 3 times"
-    with pytest.raises(ToolInputError, match="no win score"):
+    with pytest.raises(ToolInputError, match="has no win score"):
         run(w, w.p("a", "rep"), "explain_score", record=f"opportunity:{w.records['a']['opportunity']}")
 
 
@@ -104,3 +104,12 @@ def test_segment_members_are_readable_accounts_by_lifetime_value(sqlite_world: W
     assert [a["ltv"] for a in admin.data["accounts"]] == [9000.0, 5000.0]
     with pytest.raises(ToolInputError, match="known: at_risk"):
         run(w, w.p("a", "rep"), "segment_members", segment="galactic")
+
+
+def test_a_name_is_looked_up_across_contacts_leads_and_accounts(sqlite_world: World) -> None:
+    w = sqlite_world
+    _seed(w)
+    out = run(w, w.p("a", "rep"), "customer_360", record="Lead a")  # the lead's name, no type given
+    assert f"lead:{w.records['a']['lead']}" in [i["ref"] for i in out.data["identities"]]
+    with pytest.raises(ToolInputError, match="several records"):
+        run(w, w.p("a", "rep"), "find_duplicates", record="buyer a")  # a contact and its duplicate
