@@ -260,3 +260,18 @@ def test_hostile_text_in_a_record_name_renders_as_text(server: tuple[str, World]
     page.goto(f"{base}/duplicates")
     expect(page.locator(f'.dup[data-customer="contact:{orig}"] td[data-field="name"]').last).to_have_text(HOSTILE)
     assert page.locator("img").count() == 0 and dialogs == []
+
+
+def test_page_routes_accept_the_customer_references_the_api_accepts(sqlite_world: World) -> None:
+    from fastapi.testclient import TestClient
+
+    from serving.api.app import create_app
+
+    with TestClient(create_app()) as client:
+        for path in ("/customers/contact:12", "/customers/lead:7", "/customers/account:3",
+                     "/customers/visitor:anon-a_1", "/duplicates"):
+            page = client.get(path)
+            assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), path
+        assert "/v1/customers/" in client.get("/customers/contact:12").text
+        for bad in ("/customers/case:1", "/customers/contact:abc", "/customers/contact", "/customers/visitor:a%20b"):
+            assert client.get(bad).status_code == 422, bad
