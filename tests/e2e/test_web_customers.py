@@ -64,7 +64,7 @@ def _duplicate(world: World, *, name: str = "Buyer a", team: str = "a",
                                       "en": "no reply for 21 days", "zh": "21天未回复"}]))
         s.add(CustomerScore(object_type="contact", record_id=orig.id, kind="rfm", value=4.7, label="champions",
                             model_version="rfm@test", reasons=[]))
-        s.add(CustomerScore(object_type="contact", record_id=orig.id, kind="ltv", value=1250000.0, label="",
+        s.add(CustomerScore(object_type="contact", record_id=orig.id, kind="ltv", value=1250000.0, label="high",
                             model_version="ltv@test", reasons=[]))
         s.flush()
         return orig.id, dup.id, expo.id
@@ -138,7 +138,7 @@ def test_customer_page_shows_identities_score_factors_in_both_languages_and_the_
     widths = score.locator(".factor-bar").evaluate_all("bars => bars.map((b) => parseFloat(b.style.width))")
     assert widths[0] == 50 and abs(widths[1] - 50 * 0.3 / 0.8) < 0.1
     expect(page.locator("#segment")).to_have_text("champions")
-    expect(page.locator("#ltv")).to_have_text("1,250,000")
+    expect(page.locator("#ltv")).to_have_text("1,250,000 USD")
 
     timeline = page.locator("tr.tl")
     expo = page.locator("tr.tl", has_text="Met at expo")
@@ -153,6 +153,7 @@ def test_customer_page_shows_identities_score_factors_in_both_languages_and_the_
     zh = browser.new_page(viewport={"width": 1100, "height": 900}, locale="zh-CN")
     zh.goto(f"{base}/customers/lead:{lead}#token={world.tokens['a:rep']}")
     expect(zh.locator(".factor-label")).to_have_text(["查看定价页3次", "21天未回复"])
+    expect(zh.locator('.score[data-kind="lead"] .score-head b')).to_have_text("线索评分")
     expect(zh.locator('.lang-switch a[data-lang="zh"]')).to_have_class("on")
     zh.screenshot(path=str(SHOTS / "customer_zh.png"), full_page=True)
     page.goto(f"{base}/customers/contact:{orig}?lang=zh")
