@@ -16,7 +16,8 @@ from serving.api.routing import StrictQueryRoute
 
 router = APIRouter(route_class=StrictQueryRoute, prefix="/v1/customers", tags=["customers"], responses={
     **COMMON_RESPONSES, 409: {"model": ErrorBody, "description": "Stale record"}})
-CustomerRef = Annotated[str, Path(pattern=r"^(contact|lead|account):[0-9]{1,10}$|^visitor:[\w\-]{1,64}$",
+CUSTOMER_REF_PATTERN = r"^(contact|lead|account):[0-9]{1,10}$|^visitor:[\w\-]{1,64}$"
+CustomerRef = Annotated[str, Path(pattern=CUSTOMER_REF_PATTERN,
                                   description="Any member record of the customer: contact:12, lead:7, "
                                               "account:3 or visitor:<id>")]
 
