@@ -18,7 +18,7 @@ export RAGAS_DO_NOT_TRACK = true
 # segfaulted in batched prompt decoding (llama-cpp-python 0.3.36), and a portable build runs anywhere.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF
 
-.PHONY: install browser run test test-fast fuzz lint bench bench-serving vllm-env test-vllm clean
+.PHONY: install browser jre run test test-fast fuzz lint bench bench-serving vllm-env test-vllm clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,13 +33,18 @@ run: install
 	$(CRMIND) demo --if-empty
 	$(CRMIND) serve
 
-test: install browser
+test: install browser jre
 	$(PY) -m pytest
 
 # The web pages are tested in Debian's chromium through Playwright (Chinese needs the CJK fonts).
 browser:
 	@command -v chromium >/dev/null && dpkg -s fonts-noto-cjk >/dev/null 2>&1 || \
 	  (apt-get install -y -q chromium fonts-noto-cjk || (apt-get update -q && apt-get install -y -q chromium fonts-noto-cjk))
+
+# Identity resolution's Spark route is tested in Spark local mode, which needs a Java runtime (Debian's).
+jre:
+	@command -v java >/dev/null || \
+	  (apt-get install -y -q default-jre-headless || (apt-get update -q && apt-get install -y -q default-jre-headless))
 
 test-fast: install
 	$(PY) -m pytest -m "not slow"

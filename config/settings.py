@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     # The assistant's fixed prefix (system prompt + 15 tool schemas) is about 4,000 Qwen tokens on its own.
     llm_ctx: int = 8192
     llm_repair_attempts: int = Field(2, description="Retries when constrained output still fails to parse.")
+    merge_survivorship: Literal["most_recent", "most_complete", "source_priority"] = Field(
+        "most_recent", description="Which record's value a merge keeps per field when the proposal names no policy.")
+    score_min_conversions: int = Field(30, ge=1, description="Conversions (or won deals) a scoring model needs "
+                                       "before it replaces the transparent points score.")
     llm_start_timeout_s: float = 60.0
     vllm_python: str = Field(".venv-vllm/bin/python", description="Python of the separate vLLM venv.")
     vllm_tensor_parallel: int = Field(1, description="GPUs per replica (vLLM --tensor-parallel-size).")

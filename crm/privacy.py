@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 import ledger
 from config.masking import mask_email, mask_phone
 from crm import outbox
-from crm.access import Principal, get_record, view
-from crm.customer_models import IdentityKey
-from crm.errors import Conflict, Forbidden
-from crm.models import Activity, Case, Contact, Event, Proposal, utcnow
+from crm.access import Principal, get_record, row_filter, view
+from crm.customer_models import IdentityKey, IdentityLink
+from crm.errors import Conflict, Forbidden, NotFound
+from crm.models import Activity, Case, Contact, Event, Lead, Proposal, utcnow
 
 ERASED = "[erased]"
 # A store outside the CRM tables that also holds personal text (e.g. the assistant's conversations): called with the
@@ -46,6 +46,7 @@ def export_contact(session: Session, principal: Principal, contact_id: int) -> d
         "events": [view(principal, "event", e) for e in events],
         "proposals": [{"id": p.id, "action": p.action, "status": p.status, "changes": p.changes,
                        "created_at": p.created_at.isoformat()} for p in proposals],
+        "linked": _export_linked(session, principal, contact_id),
     }
     ledger.append(session, kind="export", actor=principal.actor, refs=[f"contact:{contact_id}"],
                   input_summary=f"data-subject export of contact {contact_id}",
@@ -74,8 +75,59 @@ def _scrubbed(value: Any, pattern: re.Pattern[str]) -> Any:
     return value
 
 
+# Identity links strong enough to be the same person; a weak link (a shared device or phone hash) is not.
+SAME_PERSON = ("anchor", "strong", "merged")
+
+
+def linked_identities(session: Session, obj: str, record_id: int) -> list[tuple[str, str]]:
+    """The other records identity resolution holds for the same person: (object type, record key) pairs."""
+    customer = session.scalar(select(IdentityLink.customer_id).where(
+        IdentityLink.object_type == obj, IdentityLink.record_key == str(record_id),
+        IdentityLink.strength.in_(SAME_PERSON)))
+    if customer is None:
+        return []
+    rows = session.execute(select(IdentityLink.object_type, IdentityLink.record_key).where(
+        IdentityLink.customer_id == customer, IdentityLink.strength.in_(SAME_PERSON)).order_by(IdentityLink.id))
+    return [(o, k) for o, k in rows if (o, k) != (obj, str(record_id))]
+
+
+def _export_linked(session: Session, principal: Principal, contact_id: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for obj, key in linked_identities(session, "contact", contact_id):
+        if obj == "visitor":
+            events = session.scalars(select(Event).where(Event.visitor_id == key, row_filter(principal, "event"))
+                                     .order_by(Event.id))
+            out.append({"ref": f"visitor:{key}", "events": [view(principal, "event", e) for e in events]})
+        elif key.isdigit() and obj in ("contact", "lead", "account"):
+            try:
+                out.append({"ref": f"{obj}:{key}", "record": view(principal, obj, get_record(
+                    session, principal, obj, int(key)))})
+            except NotFound:
+                continue  # not readable by the exporter: a manager of that team must export it
+    return out
+
+
+def _erase_lead(session: Session, lead_id: int, pattern: re.Pattern[str]) -> bool:
+    lead = session.get(Lead, lead_id, populate_existing=True)
+    if lead is None or lead.name == ERASED:
+        return False
+    lead.name, lead.phone, lead.email, lead.company = ERASED, None, None, pattern.sub(ERASED, lead.company)
+    lead.custom = {}
+    lead.version += 1
+    outbox.emit(session, "lead", lead.id, "upsert")
+    return True
+
+
+def _erase_visitor(session: Session, visitor_id: str, pattern: re.Pattern[str]) -> int:
+    events = list(session.scalars(select(Event).where(Event.visitor_id == visitor_id)))
+    for event in events:
+        event.properties = _scrubbed(event.properties or {}, pattern)
+        event.contact_id = None
+    return len(events)
+
+
 def erase_contact(session: Session, principal: Principal, contact_id: int, *,
-                  also: Mapping[str, Scrubber] | None = None) -> dict[str, Any]:
+                  also: Mapping[str, Scrubber] | None = None, _linked: bool = True) -> dict[str, Any]:
     """Remove a contact's personal data from the CRM and its text, and queue removal from the index.
 
     Done in the caller's transaction: contact fields, linked activity and case text (name, phone and
@@ -145,9 +197,37 @@ def erase_contact(session: Session, principal: Principal, contact_id: int, *,
     contact.custom = {}
     contact.erased_at = utcnow()
     contact.version += 1
-    summary = {"contact_id": contact_id, "activities_scrubbed": len(touched["activity"]),
-               "cases_scrubbed": len(touched["case"]),
-               "ledger_rows_scrubbed": ledger.erase_matching(session, ledger_pattern, ERASED)}
+    summary: dict[str, Any] = {"contact_id": contact_id, "activities_scrubbed": len(touched["activity"]),
+                               "cases_scrubbed": len(touched["case"]),
+                               "ledger_rows_scrubbed": ledger.erase_matching(session, ledger_pattern, ERASED)}
+    if _linked:
+        # The same person under other records (a duplicate contact, a lead, a web visitor) is erased too, and the
+        # link table forgets them all: an erase must not leave the person findable through a second record.
+        linked = linked_identities(session, "contact", contact_id)
+        erased_refs: list[str] = []
+        skipped: list[str] = []
+        for obj, key in linked:
+            if obj == "contact" and key.isdigit():
+                other = session.get(Contact, int(key))
+                if other is not None and other.erased_at is None:
+                    try:
+                        erase_contact(session, principal, int(key), also=also, _linked=False)
+                    except NotFound:
+                        skipped.append(f"contact:{key}")  # another team's: its manager or an admin erases it
+                        continue
+                    erased_refs.append(f"contact:{key}")
+            elif obj == "lead" and key.isdigit() and _erase_lead(session, int(key), ledger_pattern):
+                erased_refs.append(f"lead:{key}")
+            elif obj == "visitor" and _erase_visitor(session, key, ledger_pattern):
+                erased_refs.append(f"visitor:{key}")
+        keys = [("contact", str(contact_id)), *linked]
+        for obj, key in keys:
+            session.execute(delete(IdentityLink).where(IdentityLink.object_type == obj,
+                                                       IdentityLink.record_key == key))
+            session.execute(delete(IdentityKey).where(IdentityKey.object_type == obj, IdentityKey.record_key == key))
+        summary["linked_erased"] = erased_refs
+        if skipped:
+            summary["linked_not_readable"] = skipped
     for name, scrubber in (also or {}).items():
         summary[name] = scrubber(ledger_pattern, ERASED)
     # Emitted last, next to the ledger row: both take the write lock, held from here to the commit.

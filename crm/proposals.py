@@ -245,7 +245,11 @@ def approve(
     person ``crm.approval`` names. Applying twice is impossible: the second call gets ``Conflict``.
     """
     proposal = get_proposal(session, principal, proposal_id)
-    if proposal.requires_human:
+    if proposal.action == "merge":
+        from crm.merge import check_merge_approver
+
+        check_merge_approver(principal, proposal, by_policy=by_policy)
+    elif proposal.requires_human:
         record = (None if proposal.action == "create" or proposal.record_id is None
                   else get_record(session, principal, proposal.object_type, proposal.record_id))
         check_approver(session, principal, proposal, record, by_policy=by_policy)
@@ -285,6 +289,9 @@ def _apply(session: Session, principal: Principal, proposal: Proposal, parent: s
     """Change + before-image + ledger row + outbox row, all in the caller's transaction."""
     obj = proposal.object_type
     model: Any = model_for(obj)
+    if proposal.action == "merge":
+        _apply_merge(session, principal, proposal, parent)
+        return
     if proposal.action == "create":
         record = model()
         values = {f: coerce(obj, f, c["after"]) for f, c in proposal.changes.items() if "." not in f}
@@ -330,6 +337,26 @@ def _apply(session: Session, principal: Principal, proposal: Proposal, parent: s
                   output={"proposal_id": proposal.id, "changes": _ledger_safe(obj, proposal.changes),
                           "version": proposal.applied_version},
                   refs=_refs(proposal))
+
+
+def _apply_merge(session: Session, principal: Principal, proposal: Proposal, parent: str) -> None:
+    from crm.merge import apply_merge, emit_all
+
+    entries = apply_merge(session, principal, proposal)
+    proposal.status = "applied"
+    proposal.applied_at = utcnow()
+    survivor: Any = session.get(model_for(proposal.object_type), proposal.record_id)
+    proposal.applied_version = survivor.version
+    emit_all(session, entries, proposal.id)
+    merged = (proposal.payload or {}).get("duplicates", [])
+    ledger.append(session, kind="apply", actor=principal.actor, parent_id=parent,
+                  input_summary=f"merged {proposal.object_type} {', '.join(map(str, merged))} into "
+                                f"{proposal.record_id}",
+                  output={"proposal_id": proposal.id, "changes": _ledger_safe(proposal.object_type, proposal.changes),
+                          "merged": merged, "relinked": {m["table"]: len(m["rows"]) for m in
+                                                         (proposal.before_image or {}).get("relinked", [])},
+                          "version": proposal.applied_version},
+                  refs=_refs(proposal) + [ref(proposal.object_type, i) for i in merged])
 
 
 _OBJECT_BY_TABLE = {m.__tablename__: name for name, m in OBJECT_MODELS.items()}
@@ -392,6 +419,19 @@ def undo(session: Session, principal: Principal, proposal_id: int) -> Proposal:
     _claim(session, proposal, ("applied",), "undoing")
     obj, model = proposal.object_type, model_for(proposal.object_type)
     image = dict(proposal.before_image or {})
+    if proposal.action == "merge":
+        from crm.merge import emit_all, unmerge
+
+        entries = unmerge(session, principal, proposal)
+        proposal.status = "undone"
+        emit_all(session, entries, None)
+        ledger.append(session, kind="undo", actor=principal.actor, parent_id=proposal.decision_id,
+                      input_summary=f"unmerged proposal {proposal.id}",
+                      output={"restored": [ref(obj, proposal.record_id or 0),
+                                           *(ref(obj, int(i)) for i in image.get("duplicates", {}))],
+                              "relinked_back": sum(len(m["rows"]) for m in image.get("relinked", []))},
+                      refs=_refs(proposal))
+        return proposal
     if proposal.action == "delete":
         record: Any = model(**{k: coerce(obj, k, v) if k not in ("custom",) else v for k, v in image.items()
                                if k not in ("created_at", "updated_at", "erased_at")})
@@ -453,4 +493,6 @@ def proposal_view(principal: Principal, proposal: Proposal) -> dict[str, Any]:
         "applied_version": proposal.applied_version, "created_at": proposal.created_at.isoformat(),
         "decided_at": proposal.decided_at.isoformat() if proposal.decided_at else None,
         "applied_at": proposal.applied_at.isoformat() if proposal.applied_at else None,
+        "merge": ({"duplicates": proposal.payload.get("duplicates", []), "policy": proposal.payload.get("policy")}
+                  if proposal.action == "merge" and proposal.payload else None),
     }

@@ -1,8 +1,12 @@
-"""Errors of identity resolution, with messages written for the person running it."""
+"""Errors of Customer 360 (scores, identity resolution), written for the person who reads them."""
 
 from __future__ import annotations
 
 from config.errors import CrmindError
+
+
+class ScoringError(CrmindError):
+    """A score can't be computed or explained (bad input, missing model, too little data)."""
 
 
 class IdentityError(CrmindError):

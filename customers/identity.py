@@ -113,7 +113,8 @@ def resolve_store(session: Session, *, engine: str | None = None, seed: int = 42
             email_owner.setdefault(p.features["email_norm"], p.ref)
         if p.features.get("phone_e164"):
             phone_owner.setdefault(phone_hash(p.features["phone_e164"]), p.ref)
-    visitor_links = link_visitors(load_visitor_signals(session), customer_of, email_owner, phone_owner)
+    recorded = {p.visitor_id: p.ref for p in reversed(ordered) if p.visitor_id}  # the anchor-most record wins
+    visitor_links = link_visitors(load_visitor_signals(session), customer_of, email_owner, phone_owner, recorded)
     account_links = link_accounts(session)
     links = [{**r, "run_id": run_id} for r in (*person_links, *account_links, *visitor_links)]
     keys = [{"object_type": p.object_type, "record_key": str(p.record_id), "kind": k, "value": v}

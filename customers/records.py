@@ -27,6 +27,7 @@ class PersonRecord:
     record_id: int
     created_at: datetime | None
     features: dict[str, Any]
+    visitor_id: str | None = None  # the web visitor id the record carries (custom.visitor_id), if any
 
     @property
     def ref(self) -> str:
@@ -70,10 +71,15 @@ def load_people(session: Session, ids: dict[str, list[int]] | None = None) -> li
         leads = leads.where(Lead.id.in_(ids.get("lead") or [-1]))
     for c in session.execute(contacts.execution_options(yield_per=5000)):
         account = _AccountView(c.account_name, c.city, c.country) if c.account_id is not None else None
-        out.append(PersonRecord("contact", c.id, c.created_at, contact_features(c, account)))
+        out.append(PersonRecord("contact", c.id, c.created_at, contact_features(c, account), _visitor(c.custom)))
     for ld in session.execute(leads.execution_options(yield_per=5000)):
-        out.append(PersonRecord("lead", ld.id, ld.created_at, lead_features(ld)))
+        out.append(PersonRecord("lead", ld.id, ld.created_at, lead_features(ld), _visitor(ld.custom)))
     return out
+
+
+def _visitor(custom: Any) -> str | None:
+    value = custom.get("visitor_id") if isinstance(custom, dict) else None
+    return str(value) if value else None
 
 
 @dataclass(frozen=True)

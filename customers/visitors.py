@@ -64,7 +64,7 @@ def visitor_count(session: Session) -> int:
 
 
 def link_visitors(signals: dict[str, VisitorSignals], customer_of: dict[str, str], email_owner: dict[str, str],
-                  phone_owner: dict[str, str]) -> list[dict[str, Any]]:
+                  phone_owner: dict[str, str], recorded: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Link rows for visitors: strong from sign-in or form email, weak from a shared device id or phone hash.
 
     Args:
@@ -72,9 +72,15 @@ def link_visitors(signals: dict[str, VisitorSignals], customer_of: dict[str, str
         customer_of: record ref -> customer id, from the person resolution.
         email_owner: normalised email -> ref of the record it belongs to (the anchor-most one).
         phone_owner: SHA-256 of an E.164 phone -> ref of the record it belongs to.
+        recorded: visitor id -> ref of the contact or lead that carries it (``custom.visitor_id``).
     """
     links: dict[str, dict[str, Any]] = {}
+    for visitor_id, ref in sorted((recorded or {}).items()):
+        if ref in customer_of:
+            links[visitor_id] = _row(visitor_id, customer_of[ref], "strong", ["visitor id recorded on the record"])
     for visitor_id, sig in sorted(signals.items()):
+        if visitor_id in links:
+            continue
         contact = next((f"contact:{c}" for c in sorted(sig.contact_ids) if f"contact:{c}" in customer_of), None)
         if contact:
             links[visitor_id] = _row(visitor_id, customer_of[contact], "strong", ["visitor signed in as the contact"])
@@ -89,7 +95,7 @@ def link_visitors(signals: dict[str, VisitorSignals], customer_of: dict[str, str
                 links[visitor_id] = _row(visitor_id, f"visitor:{visitor_id}", "anchor", [])
     device_customer: dict[str, str] = {}
     for visitor_id, link in sorted(links.items()):
-        for device in sorted(signals[visitor_id].device_ids):
+        for device in sorted(signals[visitor_id].device_ids if visitor_id in signals else ()):
             device_customer.setdefault(device, link["customer_id"])
     for visitor_id, sig in sorted(signals.items()):
         if visitor_id in links:

@@ -99,6 +99,30 @@ def register(
     return row
 
 
+def register_scorer(session: Session, *, name: str, base: str, path: Path, actor: str,
+                    eval_results: dict[str, Any] | None = None, notes: str = "") -> RegisteredModel:
+    """Register a trained scoring model (kind ``scorer``) under ``base`` (``lead-score``, ``win-score``).
+
+    The first scorer of a base becomes its champion; later ones wait for ``promote``. Registering the same
+    name again (a deterministic retrain of identical data) returns the existing row.
+    """
+    existing = session.scalar(select(RegisteredModel).where(RegisteredModel.name == name))
+    if existing is not None:
+        return existing
+    if not Path(path).exists():
+        raise RegistryError(f"Scoring model file {path} does not exist.")
+    row = RegisteredModel(name=name, base=base, kind="scorer", peft_path=str(Path(path).resolve()),
+                          gguf_lora_path=None, eval_results=dict(eval_results or {}), notes=notes, created_at=_now())
+    session.add(row)
+    if session.get(Deployment, base) is None:
+        session.add(Deployment(base=base, champion=name, challenger=None, challenger_share=0.0, history=[],
+                               updated_at=_now()))
+    session.flush()
+    ledger.append(session, kind="model_register", actor=actor, model_id=name, refs=[f"model:{name}"],
+                  input_summary=f"register scorer {name} for {base}", output={"base": base, "path": row.peft_path})
+    return row
+
+
 def record_eval(session: Session, *, name: str, results: dict[str, Any], actor: str) -> RegisteredModel:
     """Merge eval results (metric -> value) into the model's record."""
     row = get_model(session, name)

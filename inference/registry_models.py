@@ -21,9 +21,9 @@ class RegisteredModel(Base):
     """The served model name; requests select the model by it."""
     base: Mapped[str] = mapped_column(String(60), index=True)
     kind: Mapped[str] = mapped_column(String(10))
-    """'base' or 'adapter'."""
+    """'base', 'adapter' or 'scorer' (a lead / win scoring model: ``peft_path`` holds its model file)."""
     peft_path: Mapped[str | None] = mapped_column(String(500))
-    """Adapter in peft format (vLLM serves it, fine-tuning writes it)."""
+    """Adapter in peft format (vLLM serves it, fine-tuning writes it); a scorer's model file."""
     gguf_lora_path: Mapped[str | None] = mapped_column(String(500))
     """The same adapter as GGUF-LoRA (llama.cpp serves it)."""
     eval_results: Mapped[dict[str, Any]]

@@ -2,8 +2,8 @@
 
 from alembic import context
 
-import crm.models  # noqa: F401  (registers the CRM tables)
 import crm.customer_models  # noqa: F401  (registers the customer 360 tables)
+import crm.models  # noqa: F401  (registers the CRM tables)
 import inference.registry_models  # noqa: F401  (registers the model registry tables)
 import ledger.models  # noqa: F401  (registers the ledger tables)
 import rules.models  # noqa: F401  (registers the rule tables)

@@ -88,7 +88,9 @@ def _as_datetime(value: datetime | date | None) -> datetime | None:
 
 
 def document_for(obj: str, row: Any, account_name: str = "", contact_erased: bool = False) -> Document | None:
-    """The document of one row, or None when it has nothing to index (e.g. an erased contact)."""
+    """The document of one row, or None when it has nothing to index (an erased contact, a merge tombstone)."""
+    if getattr(row, "merged_into_id", None) is not None:
+        return None  # its survivor is indexed; a tombstone would show up twice in search
     common: dict[str, Any] = {"owner_id": getattr(row, "owner_id", None), "team_id": getattr(row, "team_id", None),
                               "language": getattr(row, "language", "en") or "en"}
     if obj == "activity":

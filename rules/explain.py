@@ -20,11 +20,14 @@ from rules.language import (
     EventTrigger,
     Export,
     FieldCondition,
+    IdentityCondition,
     InactivityCondition,
     Notify,
     RecordTrigger,
     Rule,
     ScheduleTrigger,
+    ScoreCondition,
+    SegmentCondition,
     SendMessage,
     SequenceCondition,
     UpdateField,
@@ -46,6 +49,12 @@ RECIPIENTS: dict[str, tuple[str, str]] = {
     "owner": ("the record's owner", "记录负责人"), "account_owner": ("the account owner", "客户负责人"),
     "team_manager": ("the team's manager", "团队经理"), "support_lead": ("the support lead", "支持主管"),
     "author": ("the rule's author", "规则作者"),
+    "customer_owner": ("the owner of the matching existing customer", "匹配到的老客户的负责人"),
+}
+SCORE_NAMES: dict[str, tuple[str, str]] = {
+    "lead": ("lead score (chance to convert in 90 days)", "线索评分(90天内转化概率)"),
+    "win": ("win probability", "赢单概率"), "health": ("account health score", "客户健康分"),
+    "rfm": ("RFM score", "RFM评分"), "ltv": ("lifetime value", "客户终身价值"),
 }
 OPS: dict[str, tuple[str, str]] = {
     "eq": ("is", "等于"), "ne": ("is not", "不等于"), "gt": ("is more than", "大于"), "ge": ("is at least", "至少为"),
@@ -166,6 +175,18 @@ def _condition(c: object, lang: Lang) -> str:
         window = duration(c.within_minutes, lang)
         return _t(lang, f"the same customer did {', then '.join(steps)}, in that order, within {window}",
                   f"同一客户在{window}内依次{'，然后'.join(steps)}")
+    if isinstance(c, ScoreCondition):
+        name = SCORE_NAMES[c.score]
+        return _t(lang, f"its {name[0]} {OPS[c.op][0]} {_value(c.value)}",
+                  f"其{name[1]}{OPS[c.op][1]}{_value(c.value)}")
+    if isinstance(c, SegmentCondition):
+        what = {"rfm": ("RFM segment", "RFM分群"), "health": ("health band", "健康状况"),
+                "lead": ("lead score band", "线索评分档"), "win": ("win band", "赢单档")}[c.of]
+        return _t(lang, f"its account's {what[0]} is {c.label}" if c.of in ("rfm", "health") else
+                  f"its {what[0]} is {c.label}", f"其{what[1]}为{c.label}")
+    if isinstance(c, IdentityCondition):
+        return _t(lang, "it matches an existing customer (identity resolution links it to an older record)",
+                  "它与已有客户匹配(身份识别把它关联到更早的记录)")
     assert isinstance(c, InactivityCondition)
     return _t(lang, f"no activity has been logged on it for {c.days} days", f"已连续{c.days}天没有任何活动记录")
 

@@ -22,7 +22,11 @@ RecordObject = Literal["lead", "contact", "account", "opportunity", "case", "act
 Op = Literal["eq", "ne", "gt", "ge", "lt", "le", "in", "not_in"]
 Scalar = str | int | float | bool | None
 # Who an action is for; resolved against the triggering record when it fires.
-Recipient = Literal["owner", "account_owner", "team_manager", "support_lead", "author"]
+# ``customer_owner``: the owner of the existing customer identity resolution matched the record to.
+Recipient = Literal["owner", "account_owner", "team_manager", "support_lead", "author", "customer_owner"]
+# Scores ``crmind scores compute`` keeps (customers/): a lead's conversion, a deal's win, an account's health,
+# RFM and lifetime value.
+ScoreKind = Literal["lead", "win", "health", "rfm", "ltv"]
 
 
 class _Part(BaseModel):
@@ -101,8 +105,35 @@ class InactivityCondition(_Part):
     days: int = Field(ge=1, le=3650)
 
 
-Condition = Annotated[FieldCondition | AggregateCondition | SequenceCondition | InactivityCondition,
-                      Field(discriminator="kind")]
+class ScoreCondition(_Part):
+    """A score compared with a value: 0-100 for lead, win and health; money for ltv.
+
+    Health, rfm and ltv are the account's (the record's own account).
+    """
+
+    kind: Literal["score"] = "score"
+    score: ScoreKind
+    op: Literal["gt", "ge", "lt", "le", "eq"]
+    value: float
+
+
+class SegmentCondition(_Part):
+    """The record's band or segment: an RFM segment (at_risk, champions...) or a health band (at_risk, watch...)."""
+
+    kind: Literal["segment"] = "segment"
+    of: Literal["rfm", "health", "lead", "win"] = "rfm"
+    label: str = Field(min_length=1, max_length=60)
+
+
+class IdentityCondition(_Part):
+    """The record (a lead or contact) matches an existing customer: identity resolution links it to an older record."""
+
+    kind: Literal["identity"] = "identity"
+    matches: Literal["existing_customer"] = "existing_customer"
+
+
+Condition = Annotated[FieldCondition | AggregateCondition | SequenceCondition | InactivityCondition | ScoreCondition
+                      | SegmentCondition | IdentityCondition, Field(discriminator="kind")]
 
 
 class _Action(_Part):

@@ -35,11 +35,14 @@ from rules.language import (
     EventTrigger,
     Export,
     FieldCondition,
+    IdentityCondition,
     InactivityCondition,
     Notify,
     RecordTrigger,
     Rule,
     ScheduleTrigger,
+    ScoreCondition,
+    SegmentCondition,
     SendMessage,
     SequenceCondition,
     UpdateField,
@@ -397,8 +400,15 @@ class _Interp:
                 money = self.sub(body, "money")
                 num = self.first(money if money is not None else body, "NUM")
                 assert num is not None
-                record_object = record_object or _FIELD_OBJECT.get(fld)
                 value = float(num.value)
+                if fld.startswith("score:"):  # a computed score (customers/), not a field of the record
+                    kind_ = fld.removeprefix("score:")
+                    record_object = record_object or ("lead" if kind_ == "lead" else
+                                                      "opportunity" if kind_ == "win" else "account")
+                    conditions.append(ScoreCondition(score=kind_, op=self.cmp(body, "gt"),  # type: ignore[arg-type]
+                                                     value=value))
+                    continue
+                record_object = record_object or _FIELD_OBJECT.get(fld)
                 conditions.append(FieldCondition(field=fld, op=self.cmp(body, "gt"),  # type: ignore[arg-type]
                                                  value=int(value) if value.is_integer() else value))
                 currency = self.first(body, "CURRENCY")
@@ -410,12 +420,19 @@ class _Interp:
                 fld, _, val = str(value.value).partition("=")
                 field_tok = self.first(body, "FIELD")
                 fld = field_tok.value if field_tok else fld
+                if fld in ("segment", "health"):  # an RFM segment or a health band, of the record's account
+                    record_object = record_object or "account"
+                    conditions.append(SegmentCondition(of="rfm" if fld == "segment" else "health", label=val))
+                    continue
                 record_object = record_object or _FIELD_OBJECT.get(fld)
                 conditions.append(FieldCondition(field=fld, op="eq", value=val))
             elif kind == "consent":
                 conditions.append(FieldCondition(field="custom.consent", op="eq", value=True))
             elif kind == "subscribed":
                 conditions.append(FieldCondition(field="custom.opted_out", op="ne", value=True))
+            elif kind == "identity":
+                record_object = record_object or "lead"
+                conditions.append(IdentityCondition())
             elif kind == "unresolved":
                 record_object = record_object or "case"
                 conditions.append(FieldCondition(field="status", op="ne", value="closed"))

@@ -27,8 +27,9 @@ from sqlalchemy.orm import Session
 from config.objects import ref
 from crm import outbox
 from crm.access import Principal, field_names, get_record, model_for, readable
+from crm.customer_models import CustomerScore, IdentityLink
 from crm.errors import NotFound
-from crm.models import Activity, OutboxEntry, Proposal
+from crm.models import Activity, Contact, Lead, OutboxEntry, Proposal
 from crm.values import jsonable
 from ledger.models import Decision
 from rules.engine import COMPARE, HOUR_S, Ev, Firing
@@ -37,10 +38,13 @@ from rules.language import (
     AggregateCondition,
     EventTrigger,
     FieldCondition,
+    IdentityCondition,
     InactivityCondition,
     RecordTrigger,
     Rule,
     ScheduleTrigger,
+    ScoreCondition,
+    SegmentCondition,
     SequenceCondition,
 )
 from rules.models import RuleFiring
@@ -65,12 +69,34 @@ def _known(obj: str, name: str) -> bool:
     return name.startswith("custom.") or name in field_names(obj)
 
 
+# Which scores a record of each type can be tested on: its own (lead, win) or its account's (health, rfm, ltv).
+ACCOUNT_SCORES = ("health", "rfm", "ltv")
+SCORES_OF = {"lead": ("lead",), "opportunity": ("win", *ACCOUNT_SCORES), "account": ACCOUNT_SCORES,
+             "contact": ACCOUNT_SCORES, "case": ACCOUNT_SCORES, "activity": ACCOUNT_SCORES}
+IDENTITY_OBJECTS = ("lead", "contact")
+SAME_PERSON = ("anchor", "strong", "merged")
+
+
+def _record_conditions(c: Any) -> bool:
+    return isinstance(c, InactivityCondition | ScoreCondition | SegmentCondition | IdentityCondition)
+
+
+def _record_problem(obj: str, c: Any) -> str | None:
+    if isinstance(c, ScoreCondition) and c.score not in SCORES_OF[obj]:
+        return f"a {obj} has no {c.score} score (it has: {', '.join(SCORES_OF[obj])})"
+    if isinstance(c, SegmentCondition) and c.of not in SCORES_OF[obj]:
+        return f"a {obj} has no {c.of} band (it has: {', '.join(SCORES_OF[obj])})"
+    if isinstance(c, IdentityCondition) and obj not in IDENTITY_OBJECTS:
+        return f"'matches an existing customer' is about a lead or a contact, not a {obj}"
+    return None
+
+
 def rule_problems(rule: Rule) -> list[str]:
     """Why the engine could not run ``rule`` as written (unknown fields, conditions of the wrong kind)."""
     t = rule.trigger
     if isinstance(t, EventTrigger):
-        return [f"'no activity for {c.days} days' is about a record; a rule on web events can't test it"
-                for c in rule.conditions if isinstance(c, InactivityCondition)]
+        return [f"a {c.kind} condition is about a record; a rule on web events can't test it"
+                for c in rule.conditions if _record_conditions(c)]
     obj, problems = t.object, []
     if isinstance(t, RecordTrigger):
         if t.on == "field_changed" and not t.field:
@@ -87,6 +113,8 @@ def rule_problems(rule: Rule) -> list[str]:
             problems.append(f"{obj} has no field '{c.field}'")
         elif isinstance(c, InactivityCondition) and obj == "activity":
             problems.append("an activity has no activities of its own to be quiet about")
+        elif (problem := _record_problem(obj, c)) is not None:
+            problems.append(problem)
     return problems
 
 
@@ -152,9 +180,70 @@ def conditions_hold(session: Session, rule: Rule, obj: str, record: Any, now: da
             quiet_since = since
             if last:
                 evidence.append(ref("activity", last[1]))
+        elif isinstance(c, ScoreCondition | SegmentCondition):
+            score = score_of(session, obj, record, c.score if isinstance(c, ScoreCondition) else c.of)
+            if score is None:
+                return None
+            held = (_compare(c.op, score.value, c.value) if isinstance(c, ScoreCondition)
+                    else score.label.lower() == c.label.lower())
+            if not held:
+                return None
+            evidence.append(ref(score.object_type, score.record_id))
+        elif isinstance(c, IdentityCondition):
+            match = existing_customer(session, obj, record)
+            if match is None:
+                return None
+            evidence.append(match)
         else:  # event conditions: refused at create time (rule_problems); never true here
             return None
     return Holds(tuple(evidence), quiet_since)
+
+
+def score_of(session: Session, obj: str, record: Any, kind: str) -> CustomerScore | None:
+    """The stored score ``kind`` a condition on ``record`` tests: the record's own, or its account's."""
+    if kind in ACCOUNT_SCORES:
+        target = ("account", record.id if obj == "account" else getattr(record, "account_id", None))
+    else:
+        target = (obj, record.id)
+    if target[1] is None:
+        return None
+    return session.scalar(select(CustomerScore).where(CustomerScore.object_type == target[0],
+                                                      CustomerScore.record_id == target[1],
+                                                      CustomerScore.kind == kind))
+
+
+def existing_customer(session: Session, obj: str, record: Any) -> str | None:
+    """The older contact or lead identity resolution holds for the same person as ``record`` (its ref), or None."""
+    link = session.scalar(select(IdentityLink).where(IdentityLink.object_type == obj,
+                                                     IdentityLink.record_key == str(record.id),
+                                                     IdentityLink.strength.in_(SAME_PERSON)))
+    if link is None:
+        return None
+    others = session.execute(select(IdentityLink.object_type, IdentityLink.record_key).where(
+        IdentityLink.customer_id == link.customer_id, IdentityLink.strength.in_(SAME_PERSON),
+        IdentityLink.object_type.in_(IDENTITY_OBJECTS))).all()
+    created = record.created_at
+    best: tuple[Any, str] | None = None
+    for other_obj, key in others:
+        if (other_obj, key) == (obj, str(record.id)) or not key.isdigit():
+            continue
+        model: Any = Contact if other_obj == "contact" else Lead
+        row = session.get(model, int(key))
+        if row is None or row.merged_into_id is not None or (created and row.created_at and row.created_at > created):
+            continue
+        if best is None or (other_obj == "contact", row.created_at) > (best[0][0] == "contact", best[0][1]):
+            best = ((other_obj, row.created_at), ref(other_obj, row.id))
+    return best[1] if best else None
+
+
+def customer_owner(session: Session, obj: str, record: Any) -> int | None:
+    """The owner of the existing customer ``record`` matches (``customer_owner`` in an action), or None."""
+    match = existing_customer(session, obj, record)
+    if match is None:
+        return None
+    other_obj, _, key = match.partition(":")
+    row: Any = session.get(Contact if other_obj == "contact" else Lead, int(key))
+    return int(row.owner_id) if row is not None and row.owner_id else None
 
 
 def _customer(obj: str, record: Any) -> str:

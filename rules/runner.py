@@ -45,7 +45,7 @@ from rules.language import (
 )
 from rules.lifecycle import active_rules, rule_tag
 from rules.models import IngestedEvent, RuleFiring, RuleRecord
-from rules.records import TickResult, process_changes, rule_problems, run_schedules
+from rules.records import TickResult, customer_owner, process_changes, rule_problems, run_schedules
 
 EventTypeName = str
 
@@ -237,6 +237,10 @@ def _recipient(session: Session, who: str, loaded: Loaded, record: Any | None, e
         account = session.get(Account, account_id) if account_id else None
         if account is not None and account.owner_id:
             return account.owner_id
+    if who == "customer_owner" and record is not None:
+        owner = customer_owner(session, ev.type.partition(".")[0], record)
+        if owner is not None:
+            return owner
     if who == "owner" and record is not None and getattr(record, "owner_id", None):
         return int(record.owner_id)
     team = getattr(record, "team_id", None) or ev.team_id or loaded.record.team_id

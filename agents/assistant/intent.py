@@ -20,6 +20,7 @@ _EN: dict[str, tuple[str, ...]] = {
     "create": ("create", "add", "register", "enter", r"open a"),
     "schedule": ("schedule", "remind", "reminder", r"follow[- ]?up", "book", r"set up"),
     "draft": ("draft", "write", "compose", "prepare", "reply", "email"),
+    "merge": ("merge", "combine", "dedupe", "de-duplicate", "deduplicate", "consolidate"),
 }
 _ZH: dict[str, tuple[str, ...]] = {
     "update": ("更新", "修改", "更改", "改成", "改为", "改到", "改一下", "改下", "设为", "设置", "设成", "调整", "推进",
@@ -30,6 +31,7 @@ _ZH: dict[str, tuple[str, ...]] = {
     "create": ("新建", "创建", "新增", "添加", "加一个", "加个", "录入"),
     "schedule": ("安排", "提醒", r"跟进(?!记录)", "预约", "约个", "约一下", "排个"),
     "draft": ("起草", "草拟", "写", "拟一封", "回复", "回封"),
+    "merge": ("合并", "去重", "归并"),
 }
 _EN_RE = {kind: re.compile(r"\b(?:" + "|".join(words) + r")\b", re.IGNORECASE) for kind, words in _EN.items()}
 _ZH_RE = {kind: re.compile("|".join(words)) for kind, words in _ZH.items()}
@@ -43,11 +45,12 @@ TOOL_INTENT: dict[str, str] = {
     "create_contact": "create",
     "schedule_follow_up": "schedule",
     "draft_email": "draft",
+    "propose_merge": "merge",
 }
 
 
 def write_intents(message: str) -> list[str]:
-    """The kinds of change the rep's message asks for (``update``, ``log``, ``create``, ``schedule``, ``draft``)."""
+    """The kinds of change the rep's message asks for (update, log, create, schedule, draft, merge)."""
     return [kind for kind in _EN if _EN_RE[kind].search(message) or _ZH_RE[kind].search(message)]
 
 

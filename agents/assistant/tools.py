@@ -741,6 +741,10 @@ def draft_email(env: ToolEnv, args: DraftEmailArgs) -> ToolResult:
 
 
 # ---------------------------------------------------------------- the catalogue
+# The customer 360 tools build on the helpers above, so their module is imported here, after them.
+from agents.assistant import customer_tools as _customer  # noqa: E402
+
+
 @dataclass(frozen=True)
 class Tool:
     """A tool: its name and description, argument model, code, and whether it writes (proposes)."""
@@ -781,6 +785,11 @@ TOOLS: tuple[Tool, ...] = (
     Tool("create_lead", CreateLeadArgs, create_lead, writes=True),
     Tool("create_contact", CreateContactArgs, create_contact, writes=True),
     Tool("draft_email", DraftEmailArgs, draft_email, writes=True),
+    Tool("customer_360", _customer.Customer360Args, _customer.customer_360),
+    Tool("explain_score", _customer.ExplainScoreArgs, _customer.explain_score),
+    Tool("find_duplicates", _customer.FindDuplicatesArgs, _customer.find_duplicates),
+    Tool("segment_members", _customer.SegmentMembersArgs, _customer.segment_members),
+    Tool("propose_merge", _customer.ProposeMergeArgs, _customer.propose_merge_tool, writes=True),
 )
 TOOLS_BY_NAME: dict[str, Tool] = {t.name: t for t in TOOLS}
 # Built once, in one order: with the system prompt they are the byte-identical prefix of every model call.

@@ -23,6 +23,7 @@ from crm.demo.articles import build_articles
 from crm.demo.deals import account_notes, build_opportunities, story
 from crm.demo.events import build_events, with_form_emails
 from crm.demo.facts import OPP_KINDS, Fact
+from crm.demo.signals import lead_signal, opp_signal, product_usage
 from crm.demo.support import build_cases, case_activities
 from crm.demo.world import Row, World, build_accounts, build_contacts, build_leads, build_people
 from crm.models import (
@@ -58,6 +59,22 @@ CUSTOM_FIELDS = (
     {"object_type": "opportunity", "name": "budget_confirmed", "type": "bool", "label": "Budget confirmed",
      "personal": False},
     {"object_type": "contact", "name": "wechat_id", "type": "text", "label": "WeChat ID", "personal": True},
+    # Lead profile and outcome (crm/demo/signals.py): the lead's web visitor id links it to its events.
+    {"object_type": "lead", "name": "title", "type": "text", "label": "Job title", "personal": False},
+    {"object_type": "lead", "name": "company_size", "type": "number", "label": "Company size (employees)",
+     "personal": False},
+    {"object_type": "lead", "name": "industry", "type": "text", "label": "Industry", "personal": False},
+    {"object_type": "lead", "name": "visitor_id", "type": "text", "label": "Web visitor id", "personal": False},
+    {"object_type": "lead", "name": "converted_at", "type": "date", "label": "Converted on", "personal": False},
+    # Deal signals a win model can learn from.
+    {"object_type": "opportunity", "name": "champion", "type": "bool", "label": "Has a champion", "personal": False},
+    {"object_type": "opportunity", "name": "exec_sponsor", "type": "bool", "label": "Executive sponsor",
+     "personal": False},
+    {"object_type": "opportunity", "name": "pilot_done", "type": "bool", "label": "Pilot done", "personal": False},
+    {"object_type": "opportunity", "name": "stakeholders", "type": "number", "label": "Stakeholders engaged",
+     "personal": False},
+    {"object_type": "opportunity", "name": "discount_pct", "type": "number", "label": "Discount asked (%)",
+     "personal": False},
 )
 
 
@@ -169,7 +186,9 @@ def build_demo(engine: Engine, scale: float = 1.0, seed: int = 7, out_dir: Path 
     build_accounts(rng("accounts"), w, n["accounts"])
     build_contacts(rng("contacts"), w, n["contacts"])
     build_leads(rng("leads"), w, n["leads"])
+    lead_events = lead_signal(rng("lead-signal"), w, n["events"] + 1)
     opps = build_opportunities(rng("opps"), w, n["opportunities"])
+    opp_signal(rng("opp-signal"), opps)
     gt: list[dict[str, Any]] = []
     used: dict[int, set[str]] = {}
     acts, next_act = _stories(rng("stories"), w, opps, fact_target * 2 // 3, used, gt)
@@ -185,7 +204,7 @@ def build_demo(engine: Engine, scale: float = 1.0, seed: int = 7, out_dir: Path 
                        "team": w.teams[u["team_id"] - 1]["name"] if u["team_id"] else None, "token": token})
     remaining = max(0, n["activities"] - len(acts))
     expected = (len(w.teams) + len(w.users) + sum(n.values()) + len(CUSTOM_FIELDS) + max(0, len(acts) - n[
-        "activities"]))
+        "activities"]) + len(lead_events) + 26 * len(w.accounts))  # the last term: at most a usage row a week
     with transaction(engine) as session, tqdm(total=expected, desc="demo", unit="row", disable=not progress) as bar:
         if reset:
             _reset(session)
@@ -206,6 +225,8 @@ def build_demo(engine: Engine, scale: float = 1.0, seed: int = 7, out_dir: Path 
         visitor_truth: dict[str, str] = {}
         load.load(Event, with_form_emails(rng("visitor-forms"), w, build_events(rng("events"), w, n["events"]),
                                           visitor_truth))
+        load.load(Event, lead_events)
+        load.load(Event, product_usage(rng("account-usage"), w, n["events"] + len(lead_events) + 1))
         if engine.dialect.name == "postgresql":
             for model in (Team, User, CustomFieldDef, Account, Contact, Lead, Opportunity, Case, Activity,
                           KnowledgeArticle, Event):

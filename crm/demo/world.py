@@ -223,5 +223,6 @@ def build_leads(rng: random.Random, w: World, n: int) -> None:
                         "email": email, "source": _weighted(rng, LEAD_SOURCES), "status": status,
                         "score": max(0, min(100, base + rng.randrange(-15, 20))),
                         "pool": pools[team] if rng.random() < 0.8 else "general", "language": "zh" if zh else "en",
-                        "owner_id": owner["id"], "team_id": team, "custom": {}, "created_at": created,
+                        "owner_id": owner["id"], "team_id": team,
+                        "custom": {"industry": nm.INDUSTRY_LABEL[industry]}, "created_at": created,
                         "updated_at": created, "version": 1})

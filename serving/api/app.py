@@ -11,7 +11,19 @@ from fastapi.staticfiles import StaticFiles
 
 from serving.api import errors
 from serving.api.mcp import mcp_app
-from serving.api.routes import chat, decisions, imports, meta, pages, privacy, proposals, records, rules, search
+from serving.api.routes import (
+    chat,
+    customers,
+    decisions,
+    imports,
+    meta,
+    pages,
+    privacy,
+    proposals,
+    records,
+    rules,
+    search,
+)
 
 WEB = Path(__file__).resolve().parent / "web"
 
@@ -66,7 +78,7 @@ def create_app(*, follow_index: bool = False, open_assistant: bool | None = None
     errors.install(app)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     app.mount("/mcp", mcp, name="mcp")
-    for module in (meta, records, proposals, privacy, imports, decisions, search, chat, rules, pages):
+    for module in (meta, records, proposals, customers, privacy, imports, decisions, search, chat, rules, pages):
         app.include_router(module.router)
     return app
 

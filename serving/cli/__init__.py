@@ -225,6 +225,8 @@ def _mount() -> None:
     from serving.cli.retrieval import eval_app
     from serving.cli.rules import app as rules_app
     from serving.cli.rules import eval_rules
+    from serving.cli.scores import app as scores_app
+    from serving.cli.scores import eval_scores
 
     for command in retrieval_app.registered_commands:
         app.registered_commands.append(command)
@@ -235,6 +237,8 @@ def _mount() -> None:
     eval_app.command("rules")(eval_rules)
     eval_app.command("identity")(eval_identity)
     eval_app.command("agent")(eval_agent)
+    eval_app.command("scores")(eval_scores)
+    app.add_typer(scores_app, name="scores")
     app.command("serve-model")(serve_model)
     app.command("chat")(chat)
 

@@ -27,6 +27,7 @@ from ledger.models import Decision
 pytestmark = pytest.mark.integration
 LABELS = {lvl.label for c in PERSON_SPEC.comparisons for lvl in c.levels} | {
     "visitor signed in as the contact", "form email agrees (normalised)", "shares a device id", "phone hash agrees",
+    "visitor id recorded on the record",
     "company agrees (normalised)", "city agrees", "website domain agrees"}
 
 
@@ -108,6 +109,10 @@ def test_resolve_links_planted_duplicates_keeps_hard_negatives_apart_and_matches
     weak = links["visitor:v-same-device"]
     assert (weak.strength, weak.customer_id, weak.reasons) == ("weak", links["visitor:v-known"].customer_id,
                                                                ["shares a device id"])
+    with session_factory(engine)() as s:
+        lead_id, lead_custom = s.execute(select(Lead.id, Lead.custom).order_by(Lead.id).limit(1)).one()
+    recorded = links[f"visitor:{lead_custom['visitor_id']}"]  # the demo gives each lead its web visitor
+    assert (recorded.customer_id, recorded.strength) == (links[f"lead:{lead_id}"].customer_id, "strong")
     assert links["visitor:v-phone-hash"].customer_id == c["pinyin_contact"]
     assert links["visitor:v-phone-hash"].strength == "weak"
     # reasons are words from the model's levels, never a value

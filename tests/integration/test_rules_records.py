@@ -232,3 +232,69 @@ def test_the_background_worker_runs_change_rules(world: World) -> None:
     assert len(_firings(world, rule_id)) == 1 and worker.status.last_error == ""
     with session_factory(world.engine)() as s:
         assert s.scalar(select(func.count(RuleFiring.id))) == 1
+
+
+def _create_lead(world: World, team: str, **values: object) -> int:
+    rep = world.other_rep[team]
+    with session_factory(world.engine)() as s, s.begin():
+        p = proposals.propose(s, rep, object_type="lead", action="create", changes={"name": "New lead", **values})
+        proposals.approve(s, rep, p.id)
+        return int(p.record_id or 0)
+
+
+def test_a_lead_matching_an_existing_customer_goes_to_that_customers_owner(world: World) -> None:
+    from crm.customer_models import IdentityLink
+    from crm.models import Contact
+
+    rule = parse("When a new lead is created and it matches an existing customer, assign it to the customer's owner")
+    assert rule.rule is not None
+    rule_id = _activate(world, rule.rule)
+    runner = Runner()
+    contact = world.records["a"]["contact"]
+    plain = _create_lead(world, "a", email="someone@else.com")
+    match = _create_lead(world, "a", email=world.emails["a"])
+    with session_factory(world.engine)() as s, s.begin():  # what `crmind identity resolve` writes
+        for obj, key in (("contact", contact), ("lead", match)):
+            s.add(IdentityLink(customer_id=f"contact:{contact}", object_type=obj, record_key=str(key),
+                               match_probability=0.98, reasons=["email agrees (normalised)"], strength="strong"))
+    assert _tick(world, runner) == 1  # only the matching lead
+    (firing,) = _firings(world, rule_id)
+    assert firing.event_key.startswith(f"lead:{match}@")
+    with session_factory(world.engine)() as s:
+        owner_change = s.get(Proposal, firing.proposal_ids[0])
+        expected_owner = s.get(Contact, contact).owner_id
+        assert owner_change.action == "owner_change" and owner_change.requires_human
+        assert owner_change.changes["owner_id"]["after"] == expected_owner
+        why = s.scalar(select(Decision).where(Decision.id == firing.decision_id))
+        assert f"contact:{contact}" in why.evidence
+    assert plain != match
+
+
+def test_score_and_segment_conditions_read_the_stored_scores(world: World) -> None:
+    from crm.customer_models import CustomerScore
+    from rules.language import ScoreCondition, SegmentCondition
+
+    bad = Rule(name="x", trigger=RecordTrigger(object="case", on="created"),
+               conditions=[ScoreCondition(score="lead", op="gt", value=50)], actions=[Notify(recipient="owner")])
+    with pytest.raises(RuleInvalid, match="a case has no lead score"):
+        _activate(world, bad)
+    rule_id = _activate(world, Rule(
+        name="hot lead", trigger=RecordTrigger(object="lead", on="field_changed", field="status"),
+        conditions=[ScoreCondition(score="lead", op="ge", value=80)], actions=[Notify(recipient="team_manager")]))
+    seg_id = _activate(world, Rule(
+        name="at-risk deal", trigger=RecordTrigger(object="opportunity", on="field_changed", field="stage"),
+        conditions=[SegmentCondition(of="rfm", label="at_risk")], actions=[Notify(recipient="account_owner")]))
+    lead, opp = world.records["a"]["lead"], world.records["a"]["opportunity"]
+    with session_factory(world.engine)() as s, s.begin():
+        s.add(CustomerScore(object_type="lead", record_id=lead, kind="lead", value=85.0, label="hot"))
+        s.add(CustomerScore(object_type="account", record_id=world.records["a"]["account"], kind="rfm", value=211,
+                            label="at_risk"))
+    runner = Runner()
+    _change(world, "a", "lead", lead, status="working")
+    _change(world, "a", "opportunity", opp, stage="negotiation")
+    assert _tick(world, runner) == 2
+    assert len(_firings(world, rule_id)) == 1 and len(_firings(world, seg_id)) == 1
+    with session_factory(world.engine)() as s, s.begin():
+        s.query(CustomerScore).filter(CustomerScore.kind == "lead").update({"value": 40.0})
+    _change(world, "a", "lead", lead, status="qualified")
+    assert _tick(world, runner) == 0  # the score fell below 80

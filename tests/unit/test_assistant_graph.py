@@ -10,6 +10,7 @@ from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolM
 from sqlalchemy import select, update
 
 from agents.assistant.runner import AnswerEvent, ProposalEvent
+from agents.assistant.tools import TOOLS
 from agents.errors import ApprovalPending, InvalidDecision, NoPendingApproval, ThreadNotFound
 from config.db import session_factory
 from crm.models import Activity, Opportunity, Proposal
@@ -215,7 +216,7 @@ def test_the_prompt_prefix_and_tool_schemas_are_identical_on_every_call(sqlite_w
     first = fake.requests[0][0]
     assert isinstance(first, SystemMessage)
     assert all(r[0] is first or r[0].content == first.content for r in fake.requests)
-    assert all(tools == fake.bound_tools[0] for tools in fake.bound_tools) and len(fake.bound_tools[0]) == 15
+    assert all(tools == fake.bound_tools[0] for tools in fake.bound_tools) and len(fake.bound_tools[0]) == len(TOOLS)
     assert set(fake.tool_choices) == {"auto"}
     # the turn's date and language come after the rep's message, never inside the cached prefix
     note = fake.requests[2][-1]

@@ -1,4 +1,4 @@
-"""The web pages (chat, record, why, sign-in, console) and, in demo mode only, the demo user picker."""
+"""The web pages (chat, record, customer, duplicates, why, sign-in, console); in demo mode, the demo user picker."""
 
 from __future__ import annotations
 
@@ -13,10 +13,13 @@ from pydantic import BaseModel
 
 from config.objects import OBJECT_TYPES
 from config.settings import get_settings
+from serving.api.routes.customers import CUSTOMER_REF_PATTERN
 
 WEB = Path(__file__).resolve().parents[1] / "web"
 router = APIRouter(include_in_schema=False)
 ObjectName = Annotated[str, PathParam(pattern="^(" + "|".join(OBJECT_TYPES) + ")$")]
+# The references the customer API accepts, so a bad one is a 422 here too, not a page that fails later.
+CustomerRef = Annotated[str, PathParam(pattern=CUSTOMER_REF_PATTERN)]
 
 
 def _page(name: str) -> FileResponse:
@@ -39,6 +42,18 @@ def chat_page() -> FileResponse:
 def record_page(obj: ObjectName, record_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)]) -> FileResponse:
     """One record as the signed-in role sees it, with related records and its decisions."""
     return _page("record.html")
+
+
+@router.get("/customers/{customer_ref}")
+def customer_page(customer_ref: CustomerRef) -> FileResponse:
+    """Customer 360: linked identities with reasons, scores and their factors, the timeline, pending merges."""
+    return _page("customer.html")
+
+
+@router.get("/duplicates")
+def duplicates_page() -> FileResponse:
+    """The duplicate review queue: records side by side, propose a merge, approve or reject it, unmerge."""
+    return _page("duplicates.html")
 
 
 @router.get("/why/{decision_id}")

@@ -25,6 +25,7 @@ class ContactExport(BaseModel):
     cases: list[dict[str, Any]]
     events: list[dict[str, Any]]
     proposals: list[dict[str, Any]]
+    linked: list[dict[str, Any]] = []
 
 
 class EraseResult(BaseModel):
@@ -34,6 +35,8 @@ class EraseResult(BaseModel):
     activities_scrubbed: int
     cases_scrubbed: int
     conversations_scrubbed: int = 0
+    linked_erased: list[str] = []
+    linked_not_readable: list[str] = []
 
 
 @router.get("/{contact_id}/export", response_model=ContactExport, summary="Data-subject export")

@@ -54,6 +54,13 @@ class FieldChange(BaseModel):
     after: Any = None
 
 
+class MergeInfo(BaseModel):
+    """What a merge proposal folds into its record, and by which survivorship policy."""
+
+    duplicates: list[int]
+    policy: str | None = None
+
+
 class ProposalPublic(BaseModel):
     """A proposal as its reader may see it (personal values masked for roles that see them masked)."""
 
@@ -74,6 +81,7 @@ class ProposalPublic(BaseModel):
     created_at: str
     decided_at: str | None
     applied_at: str | None
+    merge: MergeInfo | None = None
 
 
 def public(principal: Principal, p: Proposal) -> ProposalPublic:
