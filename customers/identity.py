@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 import ledger
 from config.settings import get_settings
+from crm import outbox
 from crm.customer_models import IdentityKey, IdentityLink
+from crm.models import OutboxEntry
 from customers.accounts import link_accounts
 from customers.errors import IdentityError
 from customers.linkage import Edge, model_hash, resolve
@@ -32,6 +34,7 @@ from customers.visitors import link_visitors, load_visitor_signals, phone_hash
 
 BATCH = 5000
 MODEL_FILE = "identity/model.json"
+KEYS_CONSUMER = "identity-keys"  # the outbox cursor of customers.keys_follower
 
 
 @dataclass
@@ -146,6 +149,10 @@ def resolve_store(session: Session, *, engine: str | None = None, seed: int = 42
     ledger.append(session, kind="identity_resolve", actor="system",
                   input_summary=f"identity resolve on {engine}: {len(people)} contacts and leads",
                   output={k: v for k, v in summary.__dict__.items()})
+    # Every key is fresh now: the keys follower (customers.keys_follower) picks up from here.
+    last_change = session.scalar(select(func.max(OutboxEntry.id)))
+    if last_change:
+        outbox.advance(session, KEYS_CONSUMER, last_change)
     return summary
 
 

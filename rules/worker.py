@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import Engine
 
 from config.db import get_engine, session_factory
+from customers.keys_follower import follow as follow_keys
 from rules.runner import Runner, runner_for
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,18 @@ class WorkerStatus:
 
 
 def tick_once(engine: Engine, runner: Runner | None = None, *, schedules: bool = True) -> tuple[int, int]:
-    """One pass in its own transaction: (changes seen, firings)."""
+    """One pass in its own transaction: (changes seen, firings).
+
+    The same pass keeps identity keys current (``customers.keys_follower``), in a transaction of its own so a
+    failure there never holds rules back: a new contact's likely duplicates are found through those keys.
+    """
     with session_factory(engine)() as session, session.begin():
         result = (runner or runner_for(session)).tick(session, schedules=schedules)
+    try:
+        with session_factory(engine)() as session, session.begin():
+            follow_keys(session)
+    except Exception:  # noqa: BLE001 - logged; the keys catch up on the next pass or the next resolve run
+        log.exception("identity keys: pass failed")
     return result.changes_seen, result.firings
 
 

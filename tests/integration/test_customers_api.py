@@ -151,3 +151,32 @@ def test_a_records_scores_with_reasons_are_served_as_its_reader_may_see_them(cli
     assert scores[0]["reasons"][0]["en"] == "viewed pricing 3 times"
     assert client.get(f"/v1/customers/scores/lead:{lead}", headers=h(world, "b:rep")).status_code == 404
     assert client.get("/v1/customers/scores/case:1", headers=h(world, "a:rep")).status_code == 422
+
+
+def test_a_new_contact_comes_back_with_its_likely_duplicates_readable_ones_only(client: TestClient,
+                                                                                world: World) -> None:
+    from customers.identity import resolve_store
+    from customers.keys_follower import follow
+
+    with session_factory(world.engine)() as s, s.begin():
+        resolve_store(s)
+    account = world.records["a"]["account"]
+    body = {"object_type": "contact", "action": "create",
+            "changes": {"name": "BUYER A", "email": world.emails["a"].upper(), "account_id": account}}
+    made = client.post("/v1/proposals", headers=h(world, "a:rep"), json=body).json()
+    refs = [c["ref"] for c in made["likely_duplicates"]]
+    assert f"contact:{world.records['a']['contact']}" in refs
+    assert all(c["reasons"] and world.emails["a"] not in str(c["reasons"]) for c in made["likely_duplicates"])
+    # team b's rep proposing the same person at their own account sees none of team a's records
+    other = client.post("/v1/proposals", headers=h(world, "b:rep"), json={
+        "object_type": "lead", "action": "create",
+        "changes": {"name": "Buyer a", "email": world.emails["a"], "phone": world.phones["a"]}}).json()
+    assert f"contact:{world.records['a']['contact']}" not in [c["ref"] for c in other["likely_duplicates"]]
+    # once approved, the new contact's keys follow the outbox, and the next look-alike finds it too
+    created = client.post(f"/v1/proposals/{made['id']}/approve", headers=h(world, "a:rep")).json()["record_id"]
+    with session_factory(world.engine)() as s, s.begin():
+        assert follow(s) >= 1
+    again = client.post("/v1/proposals", headers=h(world, "a:rep"), json={
+        "object_type": "contact", "action": "create",
+        "changes": {"name": "Buyer A.", "email": world.emails["a"], "account_id": account}}).json()
+    assert f"contact:{created}" in [c["ref"] for c in again["likely_duplicates"]]

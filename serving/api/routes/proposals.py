@@ -61,6 +61,15 @@ class MergeInfo(BaseModel):
     policy: str | None = None
 
 
+class DuplicateCandidate(BaseModel):
+    """An existing record the proposed one probably duplicates (identity resolution's match and reasons)."""
+
+    ref: str
+    customer_id: str
+    probability: float
+    reasons: list[str]
+
+
 class ProposalPublic(BaseModel):
     """A proposal as its reader may see it (personal values masked for roles that see them masked)."""
 
@@ -82,6 +91,7 @@ class ProposalPublic(BaseModel):
     decided_at: str | None
     applied_at: str | None
     merge: MergeInfo | None = None
+    likely_duplicates: list[DuplicateCandidate] = []
 
 
 def public(principal: Principal, p: Proposal) -> ProposalPublic:
@@ -98,7 +108,33 @@ def create_proposal(body: ProposalCreate, principal: CurrentPrincipal, session: 
                            record_id=body.record_id, changes=body.changes, reason=body.reason,
                            evidence=body.evidence, idempotency_key=idempotency_key)
     session.commit()
-    return public(principal, proposal)
+    shown = public(principal, proposal)
+    if body.action == "create" and body.object_type in ("contact", "lead"):
+        shown.likely_duplicates = _likely_duplicates(session, principal, body.object_type, body.changes)
+    return shown
+
+
+def _likely_duplicates(session: Any, principal: Principal, obj: str, values: dict[str, Any]
+                       ) -> list[DuplicateCandidate]:
+    """Readable existing contacts and leads the new record probably duplicates (none before a resolve run)."""
+    from crm.access import get_record
+    from crm.errors import NotFound
+    from customers.errors import IdentityError
+    from customers.identity import likely_duplicates
+
+    try:
+        found = likely_duplicates(session, obj, values)
+    except IdentityError:  # no identity model yet: `crmind identity resolve` has not run
+        return []
+    out = []
+    for c in found:
+        try:
+            get_record(session, principal, c.object_type, c.record_id)
+        except NotFound:
+            continue  # another team's record does not exist for this caller, as anywhere else
+        out.append(DuplicateCandidate(ref=f"{c.object_type}:{c.record_id}", customer_id=c.customer_id,
+                                      probability=c.probability, reasons=c.reasons))
+    return out
 
 
 @router.get("", response_model=list[ProposalPublic], summary="My proposals, newest first")
