@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -21,6 +22,9 @@ from customers.errors import ScoringError
 from customers.features import data_clock
 from customers.rfm import won_deals
 from customers.scoring import RunResult, ScoreRow, save_scores
+
+# pytensor warns on every compile that pip's wheels come without BLAS; these two small models don't need it.
+warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS installation")
 
 LTV_VERSION = "ltv-bgnbd-gg-map-v1"
 HORIZON_WEEKS = 52

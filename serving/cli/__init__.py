@@ -31,6 +31,8 @@ def demo(
     seed: Annotated[int, typer.Option(help="Same seed, same data")] = 7,
     reset: Annotated[bool, typer.Option(help="Delete existing data first")] = False,
     if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing if the CRM already has data")] = False,
+    customers: Annotated[bool, typer.Option(help="Then resolve identities and compute scores (customer 360)")
+                         ] = True,
 ) -> None:
     """Generate a realistic bilingual demo CRM and print one API token per role."""
     from sqlalchemy import func, select
@@ -57,9 +59,25 @@ def demo(
     typer.echo(f"demo CRM built in {result.seconds:.1f}s: "
                + ", ".join(f"{n} {k}" for k, n in result.counts.items()))
     typer.echo(f"ground truth: {result.ground_truth_path}")
+    if customers:
+        _customer_360()
     typer.echo(f"API tokens (all users: {settings.data_dir / 'demo_tokens.json'}):")
     for role, (email, token) in result.tokens.items():
         typer.echo(f"  {role:<8} {email:<34} {token}")
+
+
+def _customer_360() -> None:
+    """Identity links and scores for the fresh demo, so the customer pages and duplicate queue have data."""
+    from config.db import transaction
+    from config.settings import get_settings
+    from customers.identity import resolve_store
+    from serving.cli.scores import compute
+
+    with transaction() as session:
+        r = resolve_store(session, engine=get_settings().identity_engine)
+    typer.echo(f"identity: {r.records:,} contacts and leads -> {r.customers:,} customers, {r.duplicate_clusters:,} "
+               f"duplicate clusters, {r.visitors_linked:,} web visitors linked ({r.seconds:.1f} s)")
+    compute(min_conversions=None, ltv=True)
 
 
 @app.command()
