@@ -1,8 +1,9 @@
-"""Accounts cluster among themselves: the same company name or website domain, in the same city.
+"""Accounts cluster among themselves: the same company name (in the same city, when both have one).
 
 A company name with a city missing on either side links too. Company names are compared without legal forms
-and across scripts (``customers.normalize.company_key``). A domain alone is not enough: group
-companies share one site across cities (the demo has 21 such pairs at scale 1).
+and across scripts (``customers.normalize.company_key``). A website domain alone is not enough: group
+companies share one site, across cities and within one (the demo has 21 pairs across cities at scale 1, and 2 of
+differently named companies in one city).
 
 These are rules, not a trained model: a CRM holds few duplicate accounts, too few for EM to learn m values from,
 and a company's own domain is close to an identifier already.
@@ -65,12 +66,12 @@ def link_accounts(session: Session) -> list[dict[str, Any]]:
         domain = website_domain(r.website)
         if domain and not is_personal_domain(domain):
             site = (domain, city)
-            if site in by_domain:
-                comps.union(ref, by_domain[site])
+            # A shared domain backs up a name match but links nothing alone: divisions of one group (赛普新能源发电
+            # and 赛普电力 in one city) share a site and are still two customers to sell to.
+            if site in by_domain and comps.find(ref) == comps.find(by_domain[site]):
                 for x in (ref, by_domain[site]):
-                    reasons[x].update(("website domain agrees", "city agrees") if city else ("website domain agrees",))
-            else:
-                by_domain[site] = ref
+                    reasons[x].add("website domain agrees")
+            by_domain.setdefault(site, ref)
     out = []
     for ref in order:
         root = comps.find(ref)

@@ -227,3 +227,20 @@ def test_erasing_a_contact_removes_its_identity_keys_and_its_form_email(world: A
                                                    IdentityKey.object_type == "contact")).all() == []
         props = s.scalars(select(Event.properties).where(Event.visitor_id == "anon-1")).one()
     assert props == {"email": "[erased]", "page": "/contact"}
+
+
+def test_accounts_link_by_company_name_and_a_shared_domain_alone_links_nothing(sqlite_engine: Any) -> None:
+    from customers.accounts import link_accounts
+
+    with session_factory(sqlite_engine)() as s, s.begin():
+        rows = [Account(name="佛山赛普新能源发电有限公司", city="佛山", website="https://www.saipu-energy.com.cn"),
+                Account(name="佛山赛普电力有限公司", city="佛山", website="https://www.saipu-energy.com.cn"),
+                Account(name="Northwind Storage Inc.", city="Austin", website="https://northwind.com"),
+                Account(name="NORTHWIND STORAGE LLC", city="Austin", website="https://www.northwind.com/")]
+        s.add_all(rows)
+        s.flush()
+        links = {int(r["record_key"]): r for r in link_accounts(s)}
+        a, b, c, d = (x.id for x in rows)
+        assert links[a]["customer_id"] != links[b]["customer_id"]  # two divisions sharing a site
+        assert links[c]["customer_id"] == links[d]["customer_id"] == f"account:{c}"
+        assert {"company agrees (normalised)", "website domain agrees"} <= set(links[d]["reasons"])
