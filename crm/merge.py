@@ -161,8 +161,8 @@ def _link_rows(session: Session, obj: str, ids: list[int]) -> list[dict[str, Any
     keys = [str(i) for i in ids]
     customers = set(session.scalars(select(IdentityLink.customer_id).where(
         IdentityLink.object_type == obj, IdentityLink.record_key.in_(keys))))
-    rows = session.scalars(select(IdentityLink).where(IdentityLink.customer_id.in_(customers)).order_by(
-        IdentityLink.id)) if customers else []
+    rows: list[IdentityLink] = list(session.scalars(select(IdentityLink).where(
+        IdentityLink.customer_id.in_(customers)).order_by(IdentityLink.id))) if customers else []
     cols = [c.name for c in IdentityLink.__table__.columns]
     return [{c: jsonable(getattr(r, c)) for c in cols} for r in rows]
 
@@ -189,7 +189,7 @@ def apply_merge(session: Session, principal: Principal, proposal: Proposal) -> l
         moved = list(session.scalars(select(table.c.id).where(column.in_(ids)).order_by(table.c.id)))
         if not moved:
             continue
-        rows = session.execute(select(table.c.id, column).where(table.c.id.in_(moved))).all()
+        rows = list(session.execute(select(table.c.id, column).where(table.c.id.in_(moved))).all())
         image["relinked"].append({"table": table.name, "column": column.name,
                                   "rows": {str(r[0]): r[1] for r in rows}})
         session.execute(update(table).where(column.in_(ids)).values({column.name: survivor.id})
@@ -239,7 +239,7 @@ def unmerge(session: Session, principal: Principal, proposal: Proposal) -> list[
         table = Base.metadata.tables[moved["table"]]
         column = table.c[moved["column"]]
         ids = [int(i) for i in moved["rows"]]
-        now = dict(session.execute(select(table.c.id, column).where(table.c.id.in_(ids))).all())
+        now: dict[int, Any] = dict(session.execute(select(table.c.id, column).where(table.c.id.in_(ids))).all())
         drifted = [i for i in ids if now.get(i) != survivor.id]
         if drifted:
             kind = _OBJECT_BY_TABLE[table.name]

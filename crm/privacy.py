@@ -203,10 +203,10 @@ def erase_contact(session: Session, principal: Principal, contact_id: int, *,
     if _linked:
         # The same person under other records (a duplicate contact, a lead, a web visitor) is erased too, and the
         # link table forgets them all: an erase must not leave the person findable through a second record.
-        linked = linked_identities(session, "contact", contact_id)
+        same_person = linked_identities(session, "contact", contact_id)
         erased_refs: list[str] = []
         skipped: list[str] = []
-        for obj, key in linked:
+        for obj, key in same_person:
             if obj == "contact" and key.isdigit():
                 other = session.get(Contact, int(key))
                 if other is not None and other.erased_at is None:
@@ -220,8 +220,7 @@ def erase_contact(session: Session, principal: Principal, contact_id: int, *,
                 erased_refs.append(f"lead:{key}")
             elif obj == "visitor" and _erase_visitor(session, key, ledger_pattern):
                 erased_refs.append(f"visitor:{key}")
-        keys = [("contact", str(contact_id)), *linked]
-        for obj, key in keys:
+        for obj, key in [("contact", str(contact_id)), *same_person]:
             session.execute(delete(IdentityLink).where(IdentityLink.object_type == obj,
                                                        IdentityLink.record_key == key))
             session.execute(delete(IdentityKey).where(IdentityKey.object_type == obj, IdentityKey.record_key == key))
