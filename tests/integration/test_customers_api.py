@@ -88,7 +88,7 @@ def test_duplicate_queue_merge_and_unmerge_over_http(client: TestClient, world: 
     assert client.get("/v1/customers/duplicates", headers=h(world, "b:rep")).json() == [] or all(
         q["customer_id"] != f"contact:{orig}" for q in client.get("/v1/customers/duplicates",
                                                                   headers=h(world, "b:rep")).json())
-    made = client.post("/v1/customers/merge", headers=h(world, "a:rep"),
+    made = client.post("/v1/customers/duplicates/merge", headers=h(world, "a:rep"),
                        json={"object_type": "contact", "survivor_id": orig, "duplicate_ids": [dup],
                              "reason": "same buyer"})
     assert made.status_code == 201, made.text
@@ -114,9 +114,9 @@ def test_bad_merge_requests_get_clear_errors(client: TestClient, world: World) -
            {"object_type": "case", "survivor_id": 1, "duplicate_ids": [2]},
            {"object_type": "contact", "survivor_id": orig, "duplicate_ids": [dup], "policy": "loudest"}]
     for body in bad:
-        assert client.post("/v1/customers/merge", headers=h(world, "a:rep"), json=body).status_code == 422
+        assert client.post("/v1/customers/duplicates/merge", headers=h(world, "a:rep"), json=body).status_code == 422
     other = world.records["b"]["contact"]
-    hidden = client.post("/v1/customers/merge", headers=h(world, "a:rep"),
+    hidden = client.post("/v1/customers/duplicates/merge", headers=h(world, "a:rep"),
                          json={"object_type": "contact", "survivor_id": orig, "duplicate_ids": [other]})
     assert hidden.status_code == 404
 

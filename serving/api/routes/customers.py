@@ -45,7 +45,9 @@ def duplicates(principal: CurrentPrincipal, session: SessionDep,
     return duplicate_queue(session, principal, object_type=object_type, limit=limit)
 
 
-@router.post("/merge", status_code=201, response_model=ProposalPublic, summary="Propose a merge")
+# Under /duplicates, not /merge: a GET of /v1/customers/merge would match /{customer_ref} and answer 422 where a
+# client expects 405 (found by the schemathesis run).
+@router.post("/duplicates/merge", status_code=201, response_model=ProposalPublic, summary="Propose a merge")
 def merge(body: MergeCreate, principal: CurrentPrincipal, session: SessionDep) -> ProposalPublic:
     """Nothing changes until a person approves; unmerge is ``POST /v1/proposals/{id}/undo``."""
     proposal = propose_merge(session, principal, object_type=body.object_type, survivor_id=body.survivor_id,
