@@ -19,6 +19,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 from config.db import Base
 from crm.models import utcnow
 
+# Link strengths that mean "the same person" (a weak link, from a shared device or phone hash, does not), and
+# the ones a merge may act on (a merged link already was).
+SAME_PERSON = ("anchor", "strong", "merged")
+MERGEABLE_LINKS = ("anchor", "strong")
+
 
 class IdentityLink(Base):
     """One source record's place in a customer: never destructive, rebuilt by each resolve run."""

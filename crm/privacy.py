@@ -14,7 +14,7 @@ import ledger
 from config.masking import mask_email, mask_phone
 from crm import outbox
 from crm.access import Principal, get_record, row_filter, view
-from crm.customer_models import IdentityKey, IdentityLink
+from crm.customer_models import SAME_PERSON, IdentityKey, IdentityLink
 from crm.errors import Conflict, Forbidden, NotFound
 from crm.models import Activity, Case, Contact, Event, Lead, Proposal, utcnow
 
@@ -75,8 +75,6 @@ def _scrubbed(value: Any, pattern: re.Pattern[str]) -> Any:
     return value
 
 
-# Identity links strong enough to be the same person; a weak link (a shared device or phone hash) is not.
-SAME_PERSON = ("anchor", "strong", "merged")
 
 
 def linked_identities(session: Session, obj: str, record_id: int) -> list[tuple[str, str]]:

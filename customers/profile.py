@@ -15,12 +15,11 @@ from sqlalchemy.orm import Session
 
 from config.objects import ref
 from crm.access import Principal, get_record, model_for, readable, row_filter, view
-from crm.customer_models import CustomerScore, IdentityLink
+from crm.customer_models import MERGEABLE_LINKS, CustomerScore, IdentityLink
 from crm.errors import InvalidInput, NotFound
 from crm.merge import MERGEABLE, merged_into
 from crm.models import Activity, Case, Event, Opportunity, Proposal
 
-PERSON_TYPES = ("contact", "lead")
 SCORED = ("lead", "opportunity", "account", "contact")
 TIMELINE_LIMIT = 100
 QUEUE_LIMIT = 200
@@ -106,7 +105,7 @@ def customer_view(session: Session, principal: Principal, customer_ref: str) -> 
     timeline = _timeline(session, principal, contacts, leads, accounts, visitors)
     return {"customer_id": customer_id, "identities": identities, "accounts": accounts,
             "timeline": timeline, "scores": _scores(session, principal, contacts, leads, accounts),
-            "pending_merges": _pending_merges(session, principal, by_type)}
+            "pending_merges": _pending_merges(session, by_type)}
 
 
 def _timeline(session: Session, principal: Principal, contacts: list[int], leads: list[int], accounts: list[int],
@@ -174,7 +173,7 @@ def score_view(score: CustomerScore) -> dict[str, Any]:
             "computed_at": score.computed_at.isoformat()}
 
 
-def _pending_merges(session: Session, principal: Principal, by_type: dict[str, list[int]]) -> list[int]:
+def _pending_merges(session: Session, by_type: dict[str, list[int]]) -> list[int]:
     ids: list[int] = []
     for obj, members in by_type.items():
         if obj not in MERGEABLE or not members:
@@ -197,14 +196,14 @@ def duplicate_queue(session: Session, principal: Principal, *, object_type: str 
     types = [object_type] if object_type else list(MERGEABLE)
     groups = session.execute(
         select(IdentityLink.customer_id, IdentityLink.object_type, func.count())
-        .where(IdentityLink.object_type.in_(types), IdentityLink.strength.in_(("anchor", "strong")))
+        .where(IdentityLink.object_type.in_(types), IdentityLink.strength.in_(MERGEABLE_LINKS))
         .group_by(IdentityLink.customer_id, IdentityLink.object_type).having(func.count() > 1)
         .order_by(IdentityLink.customer_id).limit(QUEUE_LIMIT * 4)).all()
     queue: list[dict[str, Any]] = []
     for customer_id, obj, _n in groups:
         links = list(session.scalars(select(IdentityLink).where(
             IdentityLink.customer_id == customer_id, IdentityLink.object_type == obj,
-            IdentityLink.strength.in_(("anchor", "strong"))).order_by(IdentityLink.id)))
+            IdentityLink.strength.in_(MERGEABLE_LINKS)).order_by(IdentityLink.id)))
         ids = [int(lk.record_key) for lk in links if lk.record_key.isdigit()]
         readable_now = {i: r for i, r in _readable_ids(session, principal, obj, ids).items()
                         if r.merged_into_id is None}

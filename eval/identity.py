@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from customers.linkage import Comparison, Level, ModelSpec, resolve
+from customers.linkage import Comparison, Level, ModelSpec, connected_components, resolve
 
 DATASETS = ("demo", "febrl3", "febrl4")
 FEBRL_COLUMNS = ("given_name", "surname", "street_number", "address_1", "address_2", "suburb", "postcode", "state",
@@ -117,21 +117,13 @@ def bcubed(predicted: dict[str, str], truth: dict[str, str]) -> dict[str, float]
 
 
 def union_clusters(records: Iterable[str], links: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Connected components of ``links`` over ``records`` (each record -> its component's smallest member)."""
-    parent = {r: r for r in records}
+    """Connected components of ``links`` over ``records`` (each record -> its component's smallest member).
 
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in links:
-        if a in parent and b in parent:
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-    return {r: find(r) for r in parent}
+    Links naming a record outside ``records`` are ignored; the components are the resolver's own.
+    """
+    ids = list(records)
+    known = set(ids)
+    return connected_components(ids, [(a, b) for a, b in links if a in known and b in known])
 
 
 def exact_key_baseline(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str, str]:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from config.objects import ref
 from crm import outbox
 from crm.access import Principal, field_names, get_record, model_for, readable
-from crm.customer_models import CustomerScore, IdentityLink
+from crm.customer_models import SAME_PERSON, CustomerScore, IdentityLink
 from crm.errors import NotFound
 from crm.models import Activity, Contact, Lead, OutboxEntry, Proposal
 from crm.values import jsonable
@@ -74,7 +74,6 @@ ACCOUNT_SCORES = ("health", "rfm", "ltv")
 SCORES_OF = {"lead": ("lead",), "opportunity": ("win", *ACCOUNT_SCORES), "account": ACCOUNT_SCORES,
              "contact": ACCOUNT_SCORES, "case": ACCOUNT_SCORES, "activity": ACCOUNT_SCORES}
 IDENTITY_OBJECTS = ("lead", "contact")
-SAME_PERSON = ("anchor", "strong", "merged")
 
 
 def _record_conditions(c: Any) -> bool:
