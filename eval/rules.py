@@ -8,6 +8,7 @@ Scores are per language and rule shape, for the grammar path, the model zero-sho
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections import defaultdict
@@ -57,6 +58,11 @@ def load_items(path: Path = DATA) -> list[Item]:
     return items
 
 
+def item_key(item: Item) -> str:
+    """A stable id of an eval text (a hash of it: items keep their id when texts are added or reordered)."""
+    return hashlib.sha256(item.text.encode("utf-8")).hexdigest()[:12]
+
+
 def score(item: Item, rule: Rule | None, question_ids: list[str]) -> bool:
     """Right rule (normalised), right question, or blocked by exactly the expected clauses."""
     if item.question is not None:
@@ -66,6 +72,18 @@ def score(item: Item, rule: Rule | None, question_ids: list[str]) -> bool:
     if item.blocked:
         return {f.clause for f in check(rule)} == set(item.blocked)
     return normalised(rule) == item.expect
+
+
+@dataclass(frozen=True)
+class Graded:
+    """One text's grade in one mode."""
+
+    key: str
+    text: str
+    lang: str
+    shape: str
+    ok: bool
+    seconds: float
 
 
 @dataclass
@@ -78,6 +96,7 @@ class ModeResult:
     seconds: float = 0.0
     by: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     failures: list[str] = field(default_factory=list)
+    items: list[Graded] = field(default_factory=list)
 
 
 def run(modes: list[str], *, limit: int | None = None, chat_factory: Callable[[], Any] | None = None,
@@ -96,8 +115,11 @@ def run(modes: list[str], *, limit: int | None = None, chat_factory: Callable[[]
         started = time.perf_counter()
         for item in tqdm(items, desc=mode, disable=not progress):
             ctx = Context(**cfg, chat=chat_factory() if chat_factory and cfg.get("use_model") else None)
+            t0 = time.perf_counter()
             state = compile_rule(item.text, context=ctx)
             good = score(item, state.rule, [q.id for q in state.questions])
+            out.items.append(Graded(key=item_key(item), text=item.text, lang=item.lang, shape=item.shape, ok=good,
+                                    seconds=round(time.perf_counter() - t0, 3)))
             out.n += 1
             out.ok += good
             for key in (f"lang:{item.lang}", f"shape:{item.shape}"):

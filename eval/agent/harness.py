@@ -252,6 +252,14 @@ def resolve_all(tasks: list[Task], demo: Demo) -> list[Resolved]:
         engine.dispose()
 
 
+def scripted_oracle(resolved: Resolved) -> ModelFactory:
+    """The harness's own check: each task's perfect tool calls and answer, replayed by a scripted model."""
+    from tests.fixtures.fake_chat import scripted  # only for the fake model (a checkout with tests)
+
+    factory: ModelFactory = scripted(resolved.oracle).factory
+    return factory
+
+
 def gateway(name: str | None = None) -> ScriptFor:
     """The configured model through the gateway (``name`` picks another configured model)."""
     if name is None:
@@ -304,6 +312,8 @@ def report(runs: list[Run], *, trials: int, model: str, demo: Demo, seeds: list[
                  "facts": len(demo.facts)},
         "failures": [{"task": r.task.id, "trial": r.trial, "reasons": r.reasons, "answer": r.answer[:300]}
                      for r in runs if not r.passed],
+        "runs": [{"task": r.task.id, "trial": r.trial, "kind": r.task.kind, "lang": r.task.lang, "passed": r.passed,
+                  "seconds": round(r.seconds, 3), "reasons": r.reasons} for r in runs],
     }
     return out
 
@@ -357,7 +367,7 @@ def run_suite(tasks: list[Task], *, model: ScriptFor, model_name: str, trials: i
                     bar.update(1)
                     bar.set_postfix(passed=sum(x.passed for x in runs))
         rep = report(runs, trials=trials, model=model_name, demo=demo, seeds=seeds)
-    summary = {k: v for k, v in rep.items() if k != "failures"}
+    summary = {k: v for k, v in rep.items() if k not in ("failures", "runs")}
     with transaction(ledger_engine) as session:
         row = ledger.append(session, kind="eval_run", actor="eval:agent",
                             input_summary=f"agent suite: {rep['tasks']} tasks x {trials} trials",

@@ -236,6 +236,7 @@ def ledger_show(
 def _mount() -> None:
     """Sub-commands that live in their own modules (search index, evals, models)."""
     from serving.cli.agent_eval import eval_agent
+    from serving.cli.evals import mount as mount_evals
     from serving.cli.identity import app as identity_app
     from serving.cli.identity import eval_identity
     from serving.cli.models import chat, models_app, serve_model
@@ -256,6 +257,7 @@ def _mount() -> None:
     eval_app.command("identity")(eval_identity)
     eval_app.command("agent")(eval_agent)
     eval_app.command("scores")(eval_scores)
+    mount_evals(eval_app)
     app.add_typer(scores_app, name="scores")
     app.command("serve-model")(serve_model)
     app.command("chat")(chat)

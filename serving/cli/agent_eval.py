@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from serving.cli.common import fail
-
-
-def _scripted(resolved: Any) -> Any:
-    """The harness's own check: each task's perfect tool calls and answer, replayed by a scripted model."""
-    from tests.fixtures.fake_chat import scripted  # only for --model fake (a checkout with tests)
-
-    return scripted(resolved.oracle).factory
 
 
 def eval_agent(
@@ -36,7 +29,7 @@ def eval_agent(
     """
     from config.settings import get_settings
     from crm.schema import migrate
-    from eval.agent.harness import gateway, run_suite, table
+    from eval.agent.harness import gateway, run_suite, scripted_oracle, table
     from eval.agent.tasks import load_tasks
     from eval.agent.tasks import quick as stratified
 
@@ -50,7 +43,7 @@ def eval_agent(
     migrate()  # the run's ledger row (and the gateway's model calls) go to the configured database
     handle = None
     if model == "fake":
-        factory, name = _scripted, "fake-scripted"
+        factory, name = scripted_oracle, "fake-scripted"
     else:
         from inference.embedded import ensure_engine
 
