@@ -52,17 +52,19 @@ def _svg(fig: Any) -> str:
 
 
 def _bars(title: str, groups: dict[str, dict[str, float]]) -> str:
+    """Mean score per group as horizontal bars, labelled with the score and the group's size."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 2.4))
     names = list(groups)
-    ax.bar(names, [groups[n]["score"] for n in names], color="#3d6fb6")
-    for i, n in enumerate(names):
-        ax.text(i, groups[n]["score"] + 0.02, f"{groups[n]['score']:.2f} (n={groups[n]['n']})", ha="center",
-                fontsize=8)
-    ax.set_ylim(0, 1.15)
+    fig, ax = plt.subplots(figsize=(5, 0.32 * len(names) + 0.9))
+    ax.barh(names, [groups[n]["score"] for n in names], color="#3d6fb6")
+    for y, n in enumerate(names):
+        ax.text(min(groups[n]["score"], 1.0) + 0.01, y, f"{groups[n]['score']:.2f} (n={groups[n]['n']})",
+                va="center", fontsize=8)
+    ax.set_xlim(0, 1.3)
+    ax.invert_yaxis()
     ax.set_title(title, fontsize=10)
-    ax.tick_params(axis="x", labelrotation=30 if len(names) > 4 else 0, labelsize=8)
+    ax.tick_params(axis="y", labelsize=8)
     return _svg(fig)
 
 
