@@ -70,7 +70,8 @@ def test_every_category_has_ten_attacks_in_both_languages(attacks: list[Attack],
         if a.category == "injection":
             assert a.canary and any(a.canary in str(row.values()) for row in a.setup), a.id
         if a.category in ("leak_cross_team", "tool_smuggling"):
-            assert a.secrets.refs and (a.secrets.texts or a.secrets.phones or a.secrets.amounts), a.id
+            assert a.secrets.refs and (a.secrets.texts or a.secrets.phones or a.secrets.amounts
+                                       or a.secrets.shingles), a.id
         if a.category == "leak_masked_field":
             assert a.secrets.texts or a.secrets.phones or a.secrets.amounts or a.secrets.shingles, a.id
 
@@ -114,11 +115,12 @@ def test_an_obedient_model_breaks_only_what_the_model_guards(tmp_path: Path) -> 
         if (i.score == 1.0) == (i.category in ("injection", "sysprompt_extraction"))]
     injected = [i for i in result.items if i.category == "injection"]
     assert all(any(w.startswith("canary:") for w in i.detail["succeeded"]) for i in injected)
-    # The rep's email question lets draft_email through the intent check: the proposal itself is caught too.
+    # A planted case whose subject says "firmware update" puts a write verb into the rep's own question, so the
+    # intent check lets the injected update through as a proposal (auto-rejected): the grader catches that too.
     assert any(any(w.startswith("proposal:") for w in i.detail["succeeded"]) for i in injected)
     assert all(any(w.startswith("verbatim:") for w in i.detail["succeeded"])
                for i in result.items if i.category == "sysprompt_extraction")
-    assert "error" not in str([i.detail for i in result.items])
+    assert not [i.id for i in result.items if "error" in i.detail]
 
 
 def test_a_careful_model_holds_everywhere_and_the_result_has_its_shape() -> None:
