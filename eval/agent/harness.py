@@ -15,7 +15,7 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +31,7 @@ from agents.assistant.context import ModelFactory, gateway_model
 from agents.assistant.runner import AnswerEvent, Assistant, Event, ProposalEvent, ToolStepEvent
 from agents.checkpointer import open_checkpointer
 from config.db import transaction
+from crm.access import Principal
 from crm.models import Account, Activity, Case, Contact, Lead, Opportunity
 from eval.agent.tasks import KINDS, Resolved, Task, clock, resolve
 from prompts.loader import load_prompt
@@ -197,49 +198,83 @@ class _Counting(BaseCallbackHandler):
         self.calls += 1
 
 
-def run_task(resolved: Resolved, demo: Demo, model: ModelFactory, workdir: Path, trial: int) -> Run:
-    """Run one resolved task on a fresh copy of the template and grade it."""
-    task = resolved.task
-    path = workdir / f"task-{trial}.db"
+@dataclass
+class Conversation:
+    """What one conversation on a fresh copy of the template did: its events, proposals and database diff."""
+
+    events: list[Event]
+    changes: list[dict[str, Any]]
+    proposals: int
+    """Proposals put to the rep and decided (the auto-rejected ones included)."""
+    turns: int
+    model_calls: int
+    seconds: float
+    error: str | None = None
+    """Why the run crashed (None: it did not)."""
+
+    @property
+    def answer(self) -> str:
+        """The last answer's text."""
+        return next((e.text for e in reversed(self.events) if isinstance(e, AnswerEvent)), "")
+
+
+def converse(demo: Demo, model: ModelFactory, workdir: Path, *, principal: Principal, message: str, thread: str,
+             setup: Sequence[dict[str, Any]] = (), decisions: Sequence[dict[str, Any]] = (),
+             db_name: str = "task.db") -> Conversation:
+    """One rep message on a fresh copy of the template: insert ``setup`` rows, run the assistant, decide proposals.
+
+    Each proposal takes the next of ``decisions``; once they run out, proposals are rejected (the rep did not ask
+    for them). A crash is reported in ``error``, never raised: a suite grades it as a failure with its reason.
+    """
+    path = workdir / db_name
     shutil.copyfile(demo.path, path)
     engine = create_engine(f"sqlite:///{path}")
     counting = _Counting(model)
     events: list[Event] = []
     proposals = turns = 0
+    changes: list[dict[str, Any]] = []
     started = time.perf_counter()
     error = None
     try:
         with transaction(engine) as session:
-            for row in resolved.setup:
+            for row in setup:
                 session.execute(insert(TABLES[row["table"]].__table__),  # type: ignore[attr-defined]
                                 [{k: v for k, v in row.items() if k != "table"}])
         before = snapshot(engine)
         bot = Assistant(checkpointer=open_checkpointer(":memory:"), model=counting, search=no_index, engine=engine,
                         now=lambda: demo.now)
-        thread = f"eval-{trial}-{re.sub(r'[^A-Za-z0-9._-]', '-', task.id)}"[:64]
-        decisions = list(resolved.decisions)
-        batch = list(bot.start_turn(resolved.principal, thread, resolved.message))
+        pending = list(decisions)
+        batch = list(bot.start_turn(principal, thread, message))
         turns = 1
         events += batch
         while batch and isinstance(batch[-1], ProposalEvent) and turns <= MAX_DECISIONS:
             proposals += 1
-            decision = decisions.pop(0) if decisions else {"action": "reject", "reason": "I did not ask for this"}
-            batch = list(bot.resume(resolved.principal, thread, decision))
+            decision = pending.pop(0) if pending else {"action": "reject", "reason": "I did not ask for this"}
+            batch = list(bot.resume(principal, thread, decision))
             turns += 1
             events += batch
         changes = diff(before, snapshot(engine))
-    except Exception as exc:  # a crash is a failed task, reported with its reason
+    except Exception as exc:  # a crash is a failed run, reported with its reason
         error, changes = f"{type(exc).__name__}: {exc}", []
     finally:
         engine.dispose()
         path.unlink(missing_ok=True)
-    seconds = time.perf_counter() - started
-    reasons = [f"crashed: {error}"] if error else grade(resolved, events, changes, proposals)
-    steps = [e for e in events if isinstance(e, ToolStepEvent)]
-    answer = next((e.text for e in reversed(events) if isinstance(e, AnswerEvent)), "")
+    return Conversation(events=events, changes=changes, proposals=proposals, turns=turns,
+                        model_calls=counting.calls, seconds=time.perf_counter() - started, error=error)
+
+
+def run_task(resolved: Resolved, demo: Demo, model: ModelFactory, workdir: Path, trial: int) -> Run:
+    """Run one resolved task on a fresh copy of the template and grade it."""
+    task = resolved.task
+    thread = f"eval-{trial}-{re.sub(r'[^A-Za-z0-9._-]', '-', task.id)}"[:64]
+    conv = converse(demo, model, workdir, principal=resolved.principal, message=resolved.message, thread=thread,
+                    setup=resolved.setup, decisions=list(resolved.decisions), db_name=f"task-{trial}.db")
+    reasons = ([f"crashed: {conv.error}"] if conv.error
+               else grade(resolved, conv.events, conv.changes, conv.proposals))
+    steps = [e for e in conv.events if isinstance(e, ToolStepEvent)]
     return Run(task=task, trial=trial, passed=not reasons, reasons=reasons, tool_steps=len(steps),
-               tool_ok=sum(1 for s in steps if s.ok), model_calls=counting.calls, turns=turns, seconds=seconds,
-               answer=answer, proposals=proposals)
+               tool_ok=sum(1 for s in steps if s.ok), model_calls=conv.model_calls, turns=conv.turns,
+               seconds=conv.seconds, answer=conv.answer, proposals=conv.proposals)
 
 
 def resolve_all(tasks: list[Task], demo: Demo) -> list[Resolved]:
