@@ -49,9 +49,16 @@ TOOL_INTENT: dict[str, str] = {
 }
 
 
+# Quoted spans are names and text the rep cites, not what they ask for: a question about the case "Alarm after
+# firmware update" must not count as asking for an update (a record's name would otherwise unlock writes).
+# Single quotes only count as quotes at word edges, so "don't update" keeps its verb.
+_QUOTED = re.compile(r'"[^"\n]*"|“[^”\n]*”|「[^」\n]*」|『[^』\n]*』|《[^》\n]*》|‘[^’\n]*’|(?<!\w)\'[^\'\n]*\'(?!\w)')
+
+
 def write_intents(message: str) -> list[str]:
     """The kinds of change the rep's message asks for (update, log, create, schedule, draft, merge)."""
-    return [kind for kind in _EN if _EN_RE[kind].search(message) or _ZH_RE[kind].search(message)]
+    asked = _QUOTED.sub(" ", message)
+    return [kind for kind in _EN if _EN_RE[kind].search(asked) or _ZH_RE[kind].search(asked)]
 
 
 def allowed_tools(message: str) -> list[str]:

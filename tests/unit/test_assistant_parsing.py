@@ -120,3 +120,12 @@ def test_an_answer_citing_nothing_retrieved_is_not_grounded() -> None:
 def test_citation_links_point_at_the_api() -> None:
     assert link("activity:842") == "/v1/activities/842"
     assert link("chunk:case:3#2") == "/v1/cases/3"
+
+
+def test_a_quoted_record_name_does_not_ask_for_a_change() -> None:
+    # The safety suite's finding: a case titled "... firmware update ..." unlocked the update tools.
+    assert write_intents('What is the case "Inverter alarm after firmware update 1004" about?') == []
+    assert write_intents("案例「固件升级后更新告警」讲的是什么？") == []
+    assert write_intents('Log a call on Acme with the subject "Invoice paid, no follow-up needed"') == ["log"]
+    assert write_intents("Don't update it yet") == ["update"]  # an apostrophe is not a quote
+    assert write_intents('把“测试商机”改成赢单') == ["update"]
