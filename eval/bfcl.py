@@ -85,7 +85,8 @@ def _messages(case: Case) -> list[AnyMessage]:
 
 def grade(case: Case, reply: AIMessage) -> tuple[float, dict[str, Any]]:
     """1 for a right reply: no call for irrelevance, otherwise exactly one call that the AST checker accepts."""
-    calls = [{"name": case.names.get(c["name"], c["name"]), "args": c.get("args") or {}} for c in reply.tool_calls]
+    calls: list[dict[str, Any]] = [{"name": case.names.get(c["name"], c["name"]), "args": c.get("args") or {}}
+                                   for c in reply.tool_calls]
     calls += [{"name": c.get("name") or "?", "args": None} for c in reply.invalid_tool_calls]
     if case.answer is None:
         return (1.0, {}) if not calls else (0.0, {"reason": "called a function where none fits", "called": calls})
@@ -133,7 +134,9 @@ def perfect_fake(case: Case) -> BaseChatModel:
 
     if case.answer is None:
         return FakeChatModel(script=[say("None of these functions can answer that.")])
-    name, args = first_answer(case.answer)
+    (want,) = case.answer
+    doc = next(f for f in case.functions if f["name"] == want)
+    name, args = first_answer(case.answer, doc.get("parameters", {}).get("required", []))
     return FakeChatModel(script=[call(tool_name(name), **args)])
 
 

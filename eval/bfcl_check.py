@@ -12,6 +12,7 @@ an int accepted for a float, lists and dicts element by element).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 TYPES = {"dict": "object", "float": "number", "tuple": "array", "integer": "integer", "string": "string",
@@ -59,7 +60,7 @@ def normalise(text: str) -> str:
 
 
 def _kind(schema: dict[str, Any] | None, option: Any) -> str:
-    kind = (schema or {}).get("type")
+    kind = str((schema or {}).get("type") or "")
     if kind and kind != "any":
         return TYPES.get(kind, kind)
     if isinstance(option, bool):
@@ -123,7 +124,7 @@ def call_mismatch(name: str, args: dict[str, Any], answer: dict[str, dict[str, l
     schema = (doc or {}).get("parameters", {})
     properties = schema.get("properties", {})
     for required in schema.get("required", []):
-        if required not in args:
+        if required in properties and required not in args:  # as told to the model: no undocumented ones
             return f"missing required parameter {required!r}"
     for key in args:
         if key not in properties or key not in params:
@@ -138,16 +139,21 @@ def call_mismatch(name: str, args: dict[str, Any], answer: dict[str, dict[str, l
     return None
 
 
-def first_answer(answer: dict[str, dict[str, list[Any]]]) -> tuple[str, dict[str, Any]]:
-    """The call made of each parameter's first possible value (left out where that is ``""``): the fake's reply."""
+def first_answer(answer: dict[str, dict[str, list[Any]]], required: Sequence[str] = ()) -> tuple[str, dict[str, Any]]:
+    """The call made of each parameter's first possible value (the fake's reply).
+
+    A parameter whose first possible value is ``""`` is left out, unless the function requires it (a few BFCL
+    answers call a required parameter optional; BFCL's checker, like ours, still wants it).
+    """
     (name, params), = answer.items()
-    return name, _first(params)
+    return name, _first(params, required)
 
 
-def _first(params: dict[str, list[Any]]) -> dict[str, Any]:
+def _first(params: dict[str, list[Any]], required: Sequence[str] = ()) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, allowed in params.items():
-        value = allowed[0] if isinstance(allowed, list) and allowed else allowed
+        options = allowed if isinstance(allowed, list) else [allowed]
+        value = next((o for o in options if o != ""), "") if key in required else (options or [""])[0]
         if value == "":
             continue
         out[key] = _concrete(value)

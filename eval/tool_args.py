@@ -80,15 +80,19 @@ def _number(value: Any) -> float | None:
 
 
 def _amount(value: Any) -> Decimal | None:
-    return _resolved(lambda text: parse_amount(value if isinstance(value, int | float) else text)[0], value)
+    def read(text: str) -> Decimal:
+        return parse_amount(value if isinstance(value, int | float) else text)[0]
+
+    amount: Decimal | None = _resolved(read, value)
+    return amount
 
 
 def _marked(kind: str, spec: Any, actual: Any, setting: Setting) -> bool:
     today = setting.now.date()
     if kind == "date":
-        return _resolved(lambda t: resolve_date(t, today), actual) == resolve_date(str(spec), today)
+        return bool(_resolved(lambda t: resolve_date(t, today), actual) == resolve_date(str(spec), today))
     if kind == "period":
-        return _resolved(lambda t: resolve_range(t, today), actual) == resolve_range(str(spec), today)
+        return bool(_resolved(lambda t: resolve_range(t, today), actual) == resolve_range(str(spec), today))
     if kind == "amount":
         return _amount(actual) == Decimal(str(spec))
     return _number(actual) == float(spec)

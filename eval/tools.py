@@ -117,7 +117,7 @@ def _spread(requests: list[Request], n: int) -> list[Request]:
 
 
 def _calls(reply: AIMessage) -> list[dict[str, Any]]:
-    calls = [{"name": c["name"], "args": c.get("args") or {}} for c in reply.tool_calls]
+    calls: list[dict[str, Any]] = [{"name": c["name"], "args": c.get("args") or {}} for c in reply.tool_calls]
     # Arguments that did not parse are a call too (the graph answers them with an error).
     calls += [{"name": c.get("name") or "?", "args": None, "raw": (c.get("args") or "")[:200]}
               for c in reply.invalid_tool_calls]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -47,6 +48,7 @@ from agents.errors import AgentError, ThreadNotFound, ToolInputError
 from config.db import transaction
 from config.errors import CrmindError
 from config.objects import ref
+from crm.access import Principal
 from crm.errors import InvalidInput
 from crm.proposals import approve as approve_proposal
 from crm.proposals import get_proposal, proposal_view
@@ -110,25 +112,26 @@ def rep_message(state: State) -> str:
     return ""
 
 
-def rep_label(principal: Any) -> str:
+def rep_label(principal: Principal) -> str:
     """How the turn note names the rep: ``Wang Fang (user:3)``."""
     return f"{principal.name or principal.actor} ({principal.actor})"
 
 
 def turn_note(*, rep: str, now: datetime, language: Language) -> SystemMessage:
-    """crmind's note after the rep's message: today's date, who the rep is, the language to answer in."""
+    """The note crmind adds after the rep's message: today's date, who the rep is, the language to answer in."""
     return SystemMessage(content=TURN_NOTE.render(today=now.date().isoformat(), weekday=now.strftime("%A"), rep=rep,
                                                   language=LANGUAGE_NAMES[language]))
 
 
 def with_tools(model: Any) -> Runnable[Any, Any]:
     """The chat model with every assistant tool bound, as in each model call that may call tools."""
-    return model.bind_tools(list(TOOL_SCHEMAS), tool_choice="auto")
+    bound: Runnable[Any, Any] = model.bind_tools(list(TOOL_SCHEMAS), tool_choice="auto")
+    return bound
 
 
-def model_messages(messages: list[AnyMessage]) -> list[AnyMessage]:
+def model_messages(messages: Sequence[AnyMessage]) -> list[AnyMessage]:
     """What a model call sends: the fixed system prompt, then the conversation as the model sees it."""
-    return [SYSTEM_MESSAGE, *for_model(messages)]
+    return [SYSTEM_MESSAGE, *for_model(list(messages))]
 
 
 def opening_messages(text: str, *, rep: str, now: datetime, language: Language | None = None) -> list[AnyMessage]:
