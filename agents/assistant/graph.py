@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Literal
 
 import httpx
@@ -39,13 +41,14 @@ from agents.assistant.citations import Checked, check, link
 from agents.assistant.context import Context
 from agents.assistant.fallback import cite_named_records, looks_like_a_call, records_answer
 from agents.assistant.intent import allowed_tools
-from agents.assistant.language import LANGUAGE_NAMES, answer_language
+from agents.assistant.language import LANGUAGE_NAMES, Language, answer_language
 from agents.assistant.state import Decision, InputState, State
 from agents.assistant.tools import TOOL_SCHEMAS, TOOLS_BY_NAME, Refused, ToolEnv, ToolResult
 from agents.errors import AgentError, ThreadNotFound, ToolInputError
 from config.db import transaction
 from config.errors import CrmindError
 from config.objects import ref
+from crm.access import Principal
 from crm.errors import InvalidInput
 from crm.proposals import approve as approve_proposal
 from crm.proposals import get_proposal, proposal_view
@@ -109,6 +112,43 @@ def rep_message(state: State) -> str:
     return ""
 
 
+def rep_label(principal: Principal) -> str:
+    """How the turn note names the rep: ``Wang Fang (user:3)``."""
+    return f"{principal.name or principal.actor} ({principal.actor})"
+
+
+def turn_note(*, rep: str, now: datetime, language: Language) -> SystemMessage:
+    """The note crmind adds after the rep's message: today's date, who the rep is, the language to answer in."""
+    return SystemMessage(content=TURN_NOTE.render(today=now.date().isoformat(), weekday=now.strftime("%A"), rep=rep,
+                                                  language=LANGUAGE_NAMES[language]))
+
+
+def with_tools(model: Any) -> Runnable[Any, Any]:
+    """The chat model with every assistant tool bound, as in each model call that may call tools."""
+    bound: Runnable[Any, Any] = model.bind_tools(list(TOOL_SCHEMAS), tool_choice="auto")
+    return bound
+
+
+def model_messages(messages: Sequence[AnyMessage]) -> list[AnyMessage]:
+    """What a model call sends: the fixed system prompt, then the conversation as the model sees it."""
+    return [SYSTEM_MESSAGE, *for_model(list(messages))]
+
+
+def opening_messages(text: str, *, rep: str, now: datetime, language: Language | None = None) -> list[AnyMessage]:
+    """The first model call of a new conversation: system prompt, the rep's message, then the turn note.
+
+    The tools eval sends exactly this (with ``with_tools``), so it grades the prompt the assistant really uses.
+
+    Args:
+        text: the rep's message.
+        rep: the rep as the note names them (``rep_label``).
+        now: the turn's time (relative dates resolve against it).
+        language: the answer language; by default read from ``text`` as ``begin_turn`` does.
+    """
+    note = turn_note(rep=rep, now=now, language=language or answer_language(text))
+    return model_messages([HumanMessage(content=text), note])
+
+
 def as_data(source: str, payload: Any) -> str:
     """Tool output wrapped as data; ``<`` is escaped so record text cannot close the wrapper."""
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).replace("<", "\\u003c")
@@ -160,9 +200,7 @@ def begin_turn(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         row = ledger.append(session, kind="agent_turn", actor=p.actor, thread_id=ctx.thread_id,
                             input_summary=text, output={"language": language, "allowed_writes": allowed},
                             prompt=SYSTEM.ref)
-    note = SystemMessage(content=TURN_NOTE.render(
-        today=now.date().isoformat(), weekday=now.strftime("%A"), rep=f"{p.name or p.actor} ({p.actor})",
-        language=LANGUAGE_NAMES[language]))
+    note = turn_note(rep=rep_label(p), now=now, language=language)
     return {"messages": [note], "owner_id": p.user_id, "turn_id": row.id, "language": language,
             "allowed_writes": allowed, "evidence": [], "pending": [], "rejected": [], "approval_error": None,
             "failures": 0, "model_calls": 0, "calls_done": [], "answer_now": False, "proposals_made": 0,
@@ -180,13 +218,12 @@ def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     # after a repeated call, the model sees no tools and answers from the results it has.
     last_chance = state.model_calls + 1 >= ctx.max_model_calls
     tool_free = state.answer_now or (last_chance and state.model_calls > 0)
-    history = for_model(state.messages)
     if tool_free:
         bound: Runnable[Any, Any] = model
-        messages = [SYSTEM_MESSAGE, *history, ANSWER_NOW[state.language]]
+        messages = [*model_messages(state.messages), ANSWER_NOW[state.language]]
     else:
-        bound = model.bind_tools(list(TOOL_SCHEMAS), tool_choice="auto")
-        messages = [SYSTEM_MESSAGE, *history]
+        bound = with_tools(model)
+        messages = model_messages(state.messages)
     try:
         reply = _streamed(bound, messages, runtime)
     except Exception as exc:

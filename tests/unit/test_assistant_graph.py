@@ -9,13 +9,14 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
 from sqlalchemy import select, update
 
+from agents.assistant.graph import opening_messages, rep_label
 from agents.assistant.runner import AnswerEvent, ProposalEvent
 from agents.assistant.tools import TOOLS
 from agents.errors import ApprovalPending, InvalidDecision, NoPendingApproval, ThreadNotFound
 from config.db import session_factory
 from crm.models import Activity, Opportunity, Proposal
 from ledger import Decision, trace, verify
-from tests.fixtures.assistant import assistant, drain, of_type
+from tests.fixtures.assistant import NOW, assistant, drain, of_type
 from tests.fixtures.fake_chat import FakeChatModel, block_real_models, call, calls, say
 from tests.world import World
 
@@ -222,6 +223,18 @@ def test_the_prompt_prefix_and_tool_schemas_are_identical_on_every_call(sqlite_w
     note = fake.requests[2][-1]
     assert isinstance(note, SystemMessage) and "2026-10-05 (Monday)" in str(note.content)
     assert "Chinese" in str(note.content) and "(user:" not in str(first.content)
+
+
+def test_the_first_model_call_is_the_opening_messages_with_every_tool(sqlite_world: World) -> None:
+    # The tools eval sends opening_messages(...) through with_tools(...): it must be what a turn really sends.
+    w = sqlite_world
+    fake = FakeChatModel(script=[say("Nothing closes this week.")])
+    rep, text = w.p("a", "rep"), "Which of my deals close this week?"
+    drain(assistant(w.engine, fake).start_turn(rep, "t", text))
+    expected = opening_messages(text, rep=rep_label(rep), now=NOW)
+    assert [(type(m), m.content) for m in fake.requests[0]] == [(type(m), m.content) for m in expected]
+    assert fake.requests[0][0] is expected[0]
+    assert [t["function"]["name"] for t in fake.bound_tools[0]] == [t.name for t in TOOLS]
 
 
 def test_threads_belong_to_their_user(sqlite_world: World) -> None:
