@@ -180,7 +180,8 @@ def summary_line(result: SuiteResult) -> str:
     if result.meta.get("error"):
         return f"{result.suite:<10} FAILED: {result.meta['error'][:160]}"
     extra = " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.metrics.items()
-                     if k != "score" and v is not None and not k.startswith("asr:"))
+                     if k != "score" and v is not None and not k.startswith("asr:")
+                     and not k.endswith(("_en", "_zh")))  # the per-language split is printed in brackets
     langs = " ".join(f"{k}={v['score']:.3f}(n={v['n']})" for k, v in result.by("lang").items())
     score = result.metrics.get("score")
     return (f"{result.suite:<10} score={'-' if score is None else f'{score:.3f}'} items={len(result.items)} "
