@@ -17,12 +17,13 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import BaseMessage, ToolMessage
 from sqlalchemy import Engine, create_engine, insert, select
 from sqlalchemy.orm import Session
 
@@ -118,6 +119,9 @@ class Run:
     seconds: float
     answer: str = ""
     proposals: int = 0
+    citations: list[str] = field(default_factory=list)
+    tool_outputs: list[tuple[str, str]] = field(default_factory=list)
+    """(tool, content) of every tool result the model was shown in the run (the RAG suite's retrieved contexts)."""
 
 
 def _refs_match(expected: str, cited: str) -> bool:
@@ -181,24 +185,36 @@ def grade(resolved: Resolved, events: list[Event], changes: list[dict[str, Any]]
 
 
 class _Counting(BaseCallbackHandler):
-    """Wraps a model factory to count model calls: the turn's model (built once per turn) reports each call."""
+    """Wraps a model factory to count model calls: the turn's model (built once per turn) reports each call.
+
+    It also keeps the tool results each call was shown, by tool call id: what the model read is what it answered
+    from, so no graph internals are needed to recover it.
+    """
 
     def __init__(self, inner: ModelFactory) -> None:
         super().__init__()
         self.inner, self.calls = inner, 0
+        self.tool_outputs: dict[str, tuple[str, str]] = {}
 
     def __call__(self, **kwargs: Any) -> Any:
         model = self.inner(**kwargs)
         model.callbacks = [*(model.callbacks or []), self] if isinstance(model.callbacks, list) else [self]
         return model
 
-    def on_chat_model_start(self, *_: Any, **__: Any) -> None:
+    def on_chat_model_start(self, serialized: Any, messages: list[list[BaseMessage]], **_: Any) -> None:
         """One model call started."""
         self.calls += 1
+        for m in (messages[0] if messages else []):
+            if isinstance(m, ToolMessage) and m.status != "error" and isinstance(m.content, str):
+                self.tool_outputs.setdefault(m.tool_call_id, (m.name or "", m.content))
 
 
-def run_task(resolved: Resolved, demo: Demo, model: ModelFactory, workdir: Path, trial: int) -> Run:
-    """Run one resolved task on a fresh copy of the template and grade it."""
+def run_task(resolved: Resolved, demo: Demo, model: ModelFactory, workdir: Path, trial: int, *,
+             search: Callable[..., Any] = no_index) -> Run:
+    """Run one resolved task on a fresh copy of the template and grade it.
+
+    ``search`` is ``search_notes``'s search (default: none, so the keyword fallback answers).
+    """
     task = resolved.task
     path = workdir / f"task-{trial}.db"
     shutil.copyfile(demo.path, path)
@@ -214,7 +230,7 @@ def run_task(resolved: Resolved, demo: Demo, model: ModelFactory, workdir: Path,
                 session.execute(insert(TABLES[row["table"]].__table__),  # type: ignore[attr-defined]
                                 [{k: v for k, v in row.items() if k != "table"}])
         before = snapshot(engine)
-        bot = Assistant(checkpointer=open_checkpointer(":memory:"), model=counting, search=no_index, engine=engine,
+        bot = Assistant(checkpointer=open_checkpointer(":memory:"), model=counting, search=search, engine=engine,
                         now=lambda: demo.now)
         thread = f"eval-{trial}-{re.sub(r'[^A-Za-z0-9._-]', '-', task.id)}"[:64]
         decisions = list(resolved.decisions)
@@ -236,10 +252,11 @@ def run_task(resolved: Resolved, demo: Demo, model: ModelFactory, workdir: Path,
     seconds = time.perf_counter() - started
     reasons = [f"crashed: {error}"] if error else grade(resolved, events, changes, proposals)
     steps = [e for e in events if isinstance(e, ToolStepEvent)]
-    answer = next((e.text for e in reversed(events) if isinstance(e, AnswerEvent)), "")
+    final = next((e for e in reversed(events) if isinstance(e, AnswerEvent)), None)
     return Run(task=task, trial=trial, passed=not reasons, reasons=reasons, tool_steps=len(steps),
                tool_ok=sum(1 for s in steps if s.ok), model_calls=counting.calls, turns=turns, seconds=seconds,
-               answer=answer, proposals=proposals)
+               answer=final.text if final else "", proposals=proposals,
+               citations=list(final.citations) if final else [], tool_outputs=list(counting.tool_outputs.values()))
 
 
 def resolve_all(tasks: list[Task], demo: Demo) -> list[Resolved]:
