@@ -17,12 +17,13 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import BaseMessage, ToolMessage
 from sqlalchemy import Engine, create_engine, insert, select
 from sqlalchemy.orm import Session
 
@@ -119,6 +120,9 @@ class Run:
     seconds: float
     answer: str = ""
     proposals: int = 0
+    citations: list[str] = field(default_factory=list)
+    tool_outputs: list[tuple[str, str]] = field(default_factory=list)
+    """(tool, content) of every tool result the model was shown in the run (the RAG suite's retrieved contexts)."""
 
 
 def _refs_match(expected: str, cited: str) -> bool:
@@ -182,20 +186,28 @@ def grade(resolved: Resolved, events: list[Event], changes: list[dict[str, Any]]
 
 
 class _Counting(BaseCallbackHandler):
-    """Wraps a model factory to count model calls: the turn's model (built once per turn) reports each call."""
+    """Wraps a model factory to count model calls: the turn's model (built once per turn) reports each call.
+
+    It also keeps the tool results each call was shown, by tool call id: what the model read is what it answered
+    from, so no graph internals are needed to recover it.
+    """
 
     def __init__(self, inner: ModelFactory) -> None:
         super().__init__()
         self.inner, self.calls = inner, 0
+        self.tool_outputs: dict[str, tuple[str, str]] = {}
 
     def __call__(self, **kwargs: Any) -> Any:
         model = self.inner(**kwargs)
         model.callbacks = [*(model.callbacks or []), self] if isinstance(model.callbacks, list) else [self]
         return model
 
-    def on_chat_model_start(self, *_: Any, **__: Any) -> None:
+    def on_chat_model_start(self, serialized: Any, messages: list[list[BaseMessage]], **_: Any) -> None:
         """One model call started."""
         self.calls += 1
+        for m in (messages[0] if messages else []):
+            if isinstance(m, ToolMessage) and m.status != "error" and isinstance(m.content, str):
+                self.tool_outputs.setdefault(m.tool_call_id, (m.name or "", m.content))
 
 
 @dataclass
@@ -211,20 +223,29 @@ class Conversation:
     seconds: float
     error: str | None = None
     """Why the run crashed (None: it did not)."""
+    tool_outputs: list[tuple[str, str]] = field(default_factory=list)
+    """The tool results the model was shown in this conversation (the retrieved contexts of a RAG answer)."""
 
     @property
     def answer(self) -> str:
         """The last answer's text."""
         return next((e.text for e in reversed(self.events) if isinstance(e, AnswerEvent)), "")
 
+    @property
+    def citations(self) -> list[str]:
+        """The last answer's checked citations."""
+        final = next((e for e in reversed(self.events) if isinstance(e, AnswerEvent)), None)
+        return list(final.citations) if final else []
+
 
 def converse(demo: Demo, model: ModelFactory, workdir: Path, *, principal: Principal, message: str, thread: str,
              setup: Sequence[dict[str, Any]] = (), decisions: Sequence[dict[str, Any]] = (),
-             db_name: str = "task.db") -> Conversation:
+             db_name: str = "task.db", search: Callable[..., Any] = no_index) -> Conversation:
     """One rep message on a fresh copy of the template: insert ``setup`` rows, run the assistant, decide proposals.
 
     Each proposal takes the next of ``decisions``; once they run out, proposals are rejected (the rep did not ask
     for them). A crash is reported in ``error``, never raised: a suite grades it as a failure with its reason.
+    ``search`` is ``search_notes``'s search (default: none, so the keyword fallback answers).
     """
     path = workdir / db_name
     shutil.copyfile(demo.path, path)
@@ -241,7 +262,7 @@ def converse(demo: Demo, model: ModelFactory, workdir: Path, *, principal: Princ
                 session.execute(insert(TABLES[row["table"]].__table__),  # type: ignore[attr-defined]
                                 [{k: v for k, v in row.items() if k != "table"}])
         before = snapshot(engine)
-        bot = Assistant(checkpointer=open_checkpointer(":memory:"), model=counting, search=no_index, engine=engine,
+        bot = Assistant(checkpointer=open_checkpointer(":memory:"), model=counting, search=search, engine=engine,
                         now=lambda: demo.now)
         pending = list(decisions)
         batch = list(bot.start_turn(principal, thread, message))
@@ -260,21 +281,25 @@ def converse(demo: Demo, model: ModelFactory, workdir: Path, *, principal: Princ
         engine.dispose()
         path.unlink(missing_ok=True)
     return Conversation(events=events, changes=changes, proposals=proposals, turns=turns,
-                        model_calls=counting.calls, seconds=time.perf_counter() - started, error=error)
+                        model_calls=counting.calls, seconds=time.perf_counter() - started, error=error,
+                        tool_outputs=list(counting.tool_outputs.values()))
 
 
-def run_task(resolved: Resolved, demo: Demo, model: ModelFactory, workdir: Path, trial: int) -> Run:
-    """Run one resolved task on a fresh copy of the template and grade it."""
+def run_task(resolved: Resolved, demo: Demo, model: ModelFactory, workdir: Path, trial: int, *,
+             search: Callable[..., Any] = no_index) -> Run:
+    """Run one resolved task on a fresh copy of the template and grade it (``search``: as in ``converse``)."""
     task = resolved.task
     thread = f"eval-{trial}-{re.sub(r'[^A-Za-z0-9._-]', '-', task.id)}"[:64]
     conv = converse(demo, model, workdir, principal=resolved.principal, message=resolved.message, thread=thread,
-                    setup=resolved.setup, decisions=list(resolved.decisions), db_name=f"task-{trial}.db")
+                    setup=resolved.setup, decisions=list(resolved.decisions), db_name=f"task-{trial}.db",
+                    search=search)
     reasons = ([f"crashed: {conv.error}"] if conv.error
                else grade(resolved, conv.events, conv.changes, conv.proposals))
     steps = [e for e in conv.events if isinstance(e, ToolStepEvent)]
     return Run(task=task, trial=trial, passed=not reasons, reasons=reasons, tool_steps=len(steps),
                tool_ok=sum(1 for s in steps if s.ok), model_calls=conv.model_calls, turns=conv.turns,
-               seconds=conv.seconds, answer=conv.answer, proposals=conv.proposals)
+               seconds=conv.seconds, answer=conv.answer, proposals=conv.proposals, citations=conv.citations,
+               tool_outputs=conv.tool_outputs)
 
 
 def resolve_all(tasks: list[Task], demo: Demo) -> list[Resolved]:

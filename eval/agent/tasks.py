@@ -152,6 +152,18 @@ def _reps(session: Session) -> list[User]:
     return list(session.scalars(select(User).where(User.role == "rep").order_by(User.id)))
 
 
+def askable_facts(facts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The planted facts a rep can be asked about: those in an activity or a case (each has an owner)."""
+    return [f for f in facts if f["record"].split(":")[0] in ("activity", "case")]
+
+
+def fact_reader(session: Session, fact: dict[str, Any]) -> Principal:
+    """The user who asks about a planted fact: its record's owner, who can certainly read it."""
+    obj, ident = fact["record"].split(":")
+    model: Any = Activity if obj == "activity" else Case
+    return _user(session, session.get_one(model, int(ident)).owner_id)
+
+
 def resolve(task: Task, session: Session, *, now: datetime, facts: list[dict[str, Any]]) -> Resolved:
     """Fill in the task from the database (and the demo's planted facts for ``rag``)."""
     fill: dict[str, Any] = {}
@@ -236,12 +248,9 @@ def resolve(task: Task, session: Session, *, now: datetime, facts: list[dict[str
         args: dict[str, Any] = {"owner": "me", "limit": 50, **({"stage": stage} if stage else {})}
         oracle = [{"call": "list_opportunities", "args": args}, {"say": f"{n}"}]
     elif pick == "fact":
-        usable = [f for f in facts if f["record"].split(":")[0] in ("activity", "case")]
-        fact = _nth(usable, v)
-        obj, ident = fact["record"].split(":")
-        model: Any = Activity if obj == "activity" else Case
-        record = session.get_one(model, int(ident))
-        who = _user(session, record.owner_id)
+        fact = _nth(askable_facts(facts), v)
+        obj = fact["record"].split(":")[0]
+        who = fact_reader(session, fact)
         question = next(q["text"] for q in fact["questions"] if q["lang"] == task.lang)
         fill["question"] = question[:1].lower() + question[1:] if (not zh and task.text != "{question}") else question
         ex.cite_any, ex.min_cites, ex.values = [fact["record"]], 1, [[fact["answer"]]]

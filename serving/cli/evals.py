@@ -19,6 +19,11 @@ Model = Annotated[str | None, typer.Option(help="A served model name (a base or 
 Quick = Annotated[bool, typer.Option(help="A small stratified slice of every suite (minutes, not hours)")]
 Limit = Annotated[int | None, typer.Option(help="At most this many items per suite (or per category)")]
 Out = Annotated[Path | None, typer.Option(help="Also copy results.json here")]
+Judge = Annotated[str | None, typer.Option(help="The rag judge: 'embedded' (crmind's own engine; the default with a "
+                                                "real model) or 'none' (string metrics only)")]
+JudgeUrl = Annotated[str | None, typer.Option(help="Judge on any OpenAI-compatible endpoint instead (key: "
+                                                   "CRMIND_JUDGE_API_KEY)")]
+JudgeModel = Annotated[str | None, typer.Option(help="The judge's model name (default: the configured LLM)")]
 
 
 def _run(suites: list[str], model: str | None, quick: bool, limit: int | None, out: Path | None,
@@ -67,9 +72,7 @@ def _run(suites: list[str], model: str | None, quick: bool, limit: int | None, o
 def eval_all(
     model: Model = None, quick: Quick = False, limit: Limit = None, out: Out = None,
     suites: Annotated[str | None, typer.Option(help="Comma-separated subset, e.g. tools,bfcl,safety")] = None,
-    judge: Annotated[str | None, typer.Option(help="rag judge: 'embedded' (default with a real model), 'none', "
-                                                   "or a model name at --judge-url")] = None,
-    judge_url: Annotated[str | None, typer.Option(help="An OpenAI-compatible endpoint for the rag judge")] = None,
+    judge: Judge = None, judge_url: JudgeUrl = None, judge_model: JudgeModel = None,
 ) -> None:
     """Every suite for one model: retrieval, rag, agent, tools, bfcl, rules, safety; one report."""
     from eval.suites import ALL
@@ -78,16 +81,14 @@ def eval_all(
     unknown = [s for s in chosen if s not in ALL]
     if unknown:
         fail(f"unknown suite(s) {', '.join(unknown)}; choose from {', '.join(ALL)}")
-    _run(chosen, model, quick, limit, out, options={"rag": _judge_options(judge, judge_url)})
+    _run(chosen, model, quick, limit, out, options={"rag": _judge_options(judge, judge_url, judge_model)})
 
 
-def _judge_options(judge: str | None, judge_url: str | None) -> dict[str, Any]:
-    opts: dict[str, Any] = {}
-    if judge is not None:
-        opts["judge"] = judge
-    if judge_url is not None:
-        opts["judge_url"] = judge_url
-    return opts
+def _judge_options(judge: str | None, judge_url: str | None, judge_model: str | None) -> dict[str, Any]:
+    if judge_url and not judge_model:
+        fail("--judge-url needs --judge-model (the model name that endpoint serves)")
+    given = {"judge": judge, "judge_url": judge_url, "judge_model": judge_model}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _one(suite: str, doc: str) -> Callable[..., None]:
@@ -99,13 +100,10 @@ def _one(suite: str, doc: str) -> Callable[..., None]:
 
 def eval_rag(
     model: Model = None, quick: Quick = False, limit: Limit = None, out: Out = None,
-    judge: Annotated[str | None, typer.Option(help="'embedded' (default with a real model), 'none', or a model "
-                                                   "name at --judge-url")] = None,
-    judge_url: Annotated[str | None, typer.Option(help="Any OpenAI-compatible endpoint for the judge (key: "
-                                                       "CRMIND_JUDGE_API_KEY)")] = None,
+    judge: Judge = None, judge_url: JudgeUrl = None, judge_model: JudgeModel = None,
 ) -> None:
     """RAG quality with ragas: context precision and recall, faithfulness, answer relevancy, per language."""
-    _run(["rag"], model, quick, limit, out, options={"rag": _judge_options(judge, judge_url)})
+    _run(["rag"], model, quick, limit, out, options={"rag": _judge_options(judge, judge_url, judge_model)})
 
 
 def eval_compare(
