@@ -106,11 +106,11 @@ def evaluate(cases: Sequence[Case], chat_for: Callable[[Case], BaseChatModel], *
     started = time.perf_counter()
     items: list[Item] = []
     for case in tqdm(cases, desc=SUITE, disable=not progress):
-        bound = chat_for(case).bind_tools(case.tools, tool_choice="auto")
         t0 = time.perf_counter()
-        try:
+        try:  # binding builds the tool-call grammar, which can fail on a schema too
+            bound = chat_for(case).bind_tools(case.tools, tool_choice="auto")
             score, detail = grade(case, bound.invoke(_messages(case)))
-        except Exception as exc:  # an engine error or timeout fails this case, not the run
+        except Exception as exc:  # a grammar, engine or timeout error fails this case, not the run
             score, detail = 0.0, {"reason": f"model call failed: {type(exc).__name__}: {str(exc)[:200]}"}
         items.append(Item(id=case.id, score=score, lang="en", category=case.category,
                           latency_s=round(time.perf_counter() - t0, 3), detail=detail))

@@ -19,6 +19,8 @@ TYPES = {"dict": "object", "float": "number", "tuple": "array", "integer": "inte
          "boolean": "boolean", "array": "array", "object": "object", "number": "number"}
 # JSON-schema keywords kept for the model; BFCL's own ("optional") and formats a grammar may not know are dropped.
 KEPT = ("description", "enum", "default", "minimum", "maximum", "minItems", "maxItems")
+# BFCL's "any" as a list of types: a schema with no type at all is one llama.cpp's grammar converter rejects.
+ANY = ["string", "number", "integer", "boolean", "array", "object"]
 _PUNCTUATION = re.compile(r"[\s,./\-_*^]")
 
 
@@ -31,8 +33,8 @@ def json_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """A BFCL parameter schema as standard JSON schema (recursively)."""
     out: dict[str, Any] = {k: schema[k] for k in KEPT if k in schema}
     kind = schema.get("type")
-    if kind and kind != "any":  # "any": no type constraint at all
-        out["type"] = TYPES.get(kind, kind)
+    if kind:
+        out["type"] = ANY if kind == "any" else TYPES.get(kind, kind)
     if "properties" in schema:
         out["properties"] = {k: json_schema(v) for k, v in schema["properties"].items()}
         required = [r for r in schema.get("required", []) if r in schema["properties"]]
@@ -41,7 +43,7 @@ def json_schema(schema: dict[str, Any]) -> dict[str, Any]:
     if "items" in schema:
         out["items"] = json_schema(schema["items"])
     elif out.get("type") == "array":
-        out["items"] = {}
+        out["items"] = {"type": ANY}
     if out.get("type") == "object" and "properties" not in out:
         out["properties"] = {}
     return out

@@ -9,7 +9,8 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage
 
 from eval.bfcl import CATEGORIES, Case, evaluate, load_cases, run, sample
-from eval.bfcl_check import call_mismatch, json_schema, normalise, openai_tool, tool_name
+from eval.bfcl_check import ANY, call_mismatch, json_schema, normalise, openai_tool, tool_name
+from inference.tool_calls import tool_call_grammar
 from tests.fixtures.fake_chat import FakeChatModel, block_real_models, call, calls, say
 
 
@@ -50,10 +51,10 @@ def test_bfcl_function_docs_become_standard_tool_schemas() -> None:
     assert props["stops"] == {"type": "array", "items": {"type": "number"}}
     assert props["speed"] == {"description": "km/h", "default": 50.0, "type": "number"}  # no "optional"
     assert props["avoid"]["type"] == "object" and props["avoid"]["properties"]["tolls"] == {"type": "boolean"}
-    assert props["extra"] == {}  # "any": no constraint (and no format a grammar might not know)
+    assert props["extra"] == {"type": ANY}  # "any": every type (and no format a grammar might not know)
     assert props["mode"] == {"enum": ["car", "bike"], "type": "string"}
     jsonschema.Draft202012Validator.check_schema(params)
-    assert json_schema({"type": "tuple"}) == {"type": "array", "items": {}}
+    assert json_schema({"type": "tuple"}) == {"type": "array", "items": {"type": ANY}}
 
 
 def test_every_case_of_the_three_categories_converts_to_valid_uniquely_named_tools() -> None:
@@ -67,6 +68,7 @@ def test_every_case_of_the_three_categories_converts_to_valid_uniquely_named_too
             assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,64}", n) for n in names), case.id
             for t in tools:
                 jsonschema.Draft202012Validator.check_schema(t["function"]["parameters"])
+            tool_call_grammar(tools, choice="auto", parallel=False)  # what bind_tools builds for llama.cpp
             assert (case.answer is None) == (category == "irrelevance"), case.id
 
 
@@ -156,3 +158,16 @@ def test_the_model_is_asked_the_question_with_the_cases_functions_bound() -> Non
     assert [m.type for m in sent] == ["human"] and sent[0].content == case.messages[0]["content"]
     assert [t["function"]["name"] for t in fake.bound_tools[0]] == [tool_name(f["name"]) for f in case.functions]
     assert fake.tool_choices == ["auto"]
+
+
+def test_a_case_whose_call_fails_fails_alone() -> None:
+    good, bad = _case("irrelevance", 0), _case("irrelevance", 1)
+
+    def chat_for(case: Case) -> FakeChatModel:
+        if case is bad:
+            raise ValueError("no grammar for this schema")
+        return FakeChatModel(script=[say("No.")])
+
+    result = evaluate([bad, good], chat_for, model="fake", progress=False)
+    assert [i.score for i in result.items] == [0.0, 1.0]
+    assert result.items[0].detail["reason"] == "model call failed: ValueError: no grammar for this schema"
