@@ -48,7 +48,7 @@ from eval.results import Item, SuiteResult
 SUITE = "rag"
 LANGS = ("en", "zh")
 QUICK_PER_LANG = 4  # quick mode: this many questions per language
-QUICK_JUDGED = 4  # quick mode: at most this many judged (each costs about ten judge calls)
+QUICK_JUDGED = 2  # quick mode: at most this many judged (each costs about ten judge calls)
 JUDGE_CONTEXTS = 3  # LLM context precision asks the judge once per context: only the first few are judged
 METRICS = ("answer_correct", "context_precision", "context_recall", "faithfulness", "answer_relevancy",
            "context_precision_llm", "context_recall_llm")
