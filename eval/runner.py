@@ -56,12 +56,13 @@ def versions(model: str) -> dict[str, Any]:
 
 def _registered(model: str) -> dict[str, Any]:
     """The model's registry record (base, adapter paths, role), if it is registered."""
-    from config.db import session_factory
+    from config.db import transaction
     from inference.errors import LLMError
-    from inference.registry import get_deployment, get_model
+    from inference.registry import ensure_bases, get_deployment, get_model
 
     try:
-        with session_factory()() as session:
+        with transaction() as session:
+            ensure_bases(session)  # a fresh database has no base rows until something asks for them
             row = get_model(session, model)
             dep = get_deployment(session, row.base)
             role = "champion" if dep.champion == model else "challenger" if dep.challenger == model else "registered"

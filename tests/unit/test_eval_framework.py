@@ -118,12 +118,10 @@ def test_a_run_is_saved_recorded_and_survives_a_broken_suite(sqlite_engine: Engi
 def test_a_registered_model_gets_its_scores_on_its_record(sqlite_engine: Engine, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from config.db import session_factory
-    from inference.registry import ensure_bases, get_model
+    from inference.registry import get_model
 
     _fake_runners(monkeypatch)
-    with session_factory(sqlite_engine)() as session:
-        name = ensure_bases(session)[0].name
-        session.commit()
+    name = "smollm2"  # a base: registered on first use, which this run is on a fresh database
     outcome = run_eval(["tools"], name, progress=False, root=tmp_path)
     with session_factory(sqlite_engine)() as session:
         assert get_model(session, name).eval_results["eval:tools"] == 0.75
