@@ -26,7 +26,6 @@ import random
 import re
 import shutil
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,7 +40,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from agents.assistant.context import ModelFactory
-from eval.agent.harness import DEFAULT_SCALE, Demo, Run, build_template, gateway, no_index, run_task
+from eval.agent.harness import DEFAULT_SCALE, Demo, Run, build_template, gateway, no_index, run_task, workdir_or_temp
 from eval.agent.tasks import Expect, Resolved, Task, askable_facts, fact_reader
 from eval.results import Item, SuiteResult
 
@@ -271,16 +270,6 @@ def hybrid_search(demo: Demo, workdir: Path, embedder: Any) -> Iterator[tuple[Ca
         engine.dispose()
 
 
-@contextmanager
-def _workdir(path: Path | None) -> Iterator[Path]:
-    if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="crmind-rag-eval-") as tmp:
-        yield Path(tmp)
-
-
 def _mean(values: list[Any]) -> float | None:
     kept = [float(v) for v in values if v is not None]
     return round(statistics.fmean(kept), 4) if kept else None
@@ -314,7 +303,7 @@ def run_suite(model_for: Callable[[Question], ModelFactory], *, model_name: str,
     from retrieval.embeddings import make_embedder
 
     started = time.perf_counter()
-    with _workdir(workdir) as work:
+    with workdir_or_temp(workdir, "crmind-rag-eval-") as work:
         demo = build_template(work, scale=scale)
         chosen = questions(demo)
         if quick:

@@ -400,12 +400,13 @@ def table(rep: dict[str, Any]) -> str:
 
 
 @contextmanager
-def _workdir(path: Path | None) -> Iterator[Path]:
+def workdir_or_temp(path: Path | None, prefix: str = "crmind-agent-eval-") -> Iterator[Path]:
+    """``path`` (created if missing and kept), or a temporary folder removed afterwards."""
     if path is not None:
         path.mkdir(parents=True, exist_ok=True)
         yield path
         return
-    with tempfile.TemporaryDirectory(prefix="crmind-agent-eval-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         yield Path(tmp)
 
 
@@ -416,7 +417,7 @@ def run_suite(tasks: list[Task], *, model: ScriptFor, model_name: str, trials: i
     from tqdm import tqdm
 
     seeds = [seed + i for i in range(trials)]
-    with _workdir(workdir) as work:
+    with workdir_or_temp(workdir) as work:
         demo = build_template(work, scale=scale, seed=demo_seed)
         resolved = resolve_all(tasks, demo)
         runs: list[Run] = []
