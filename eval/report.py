@@ -91,6 +91,7 @@ def _forest(deltas: list[SuiteDelta]) -> str:
     fig, ax = plt.subplots(figsize=(6, 0.45 * len(rows) + 0.9))
     for y, d in enumerate(rows):
         color = {"better": "#137333", "worse": "#b3261e"}.get(d.verdict, "#5b6675")
+        assert d.low is not None and d.high is not None and d.delta is not None  # rows with a delta have all three
         ax.plot([d.low, d.high], [y, y], color=color, linewidth=2)
         ax.plot([d.delta], [y], "o", color=color)
     ax.axvline(0, color="#999", linewidth=1, linestyle="--")

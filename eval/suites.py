@@ -37,7 +37,7 @@ def one_per_kind(tasks: list[Any]) -> list[Any]:
 def agent_suite(model: str, *, quick: bool = False, progress: bool = True, limit: int | None = None,
                 trials: int = 1) -> SuiteResult:
     """The agent tasks (``eval/agent``), one item per task and trial; score = passed."""
-    from eval.agent.harness import gateway, run_suite, scripted_oracle
+    from eval.agent.harness import ScriptFor, gateway, run_suite, scripted_oracle
     from eval.agent.tasks import load_tasks
 
     tasks = load_tasks()
@@ -45,10 +45,8 @@ def agent_suite(model: str, *, quick: bool = False, progress: bool = True, limit
         tasks = one_per_kind(tasks)
     if limit:
         tasks = tasks[:limit]
-    if model == FAKE:
-        factory, name = scripted_oracle, "fake-scripted"
-    else:
-        factory, name = gateway(model), model
+    factory: ScriptFor = scripted_oracle if model == FAKE else gateway(model)
+    name = "fake-scripted" if model == FAKE else model
     started = time.perf_counter()
     rep = run_suite(tasks, model=factory, model_name=name, trials=trials, progress=progress)
     items = [Item(id=f"{r['task']}#{r['trial'] - rep['seeds'][0]}", score=float(r["passed"]), lang=r["lang"],

@@ -29,7 +29,7 @@ def eval_agent(
     """
     from config.settings import get_settings
     from crm.schema import migrate
-    from eval.agent.harness import gateway, run_suite, scripted_oracle, table
+    from eval.agent.harness import ScriptFor, gateway, run_suite, scripted_oracle, table
     from eval.agent.tasks import load_tasks
     from eval.agent.tasks import quick as stratified
 
@@ -42,6 +42,7 @@ def eval_agent(
         fail("no tasks to run")
     migrate()  # the run's ledger row (and the gateway's model calls) go to the configured database
     handle = None
+    factory: ScriptFor
     if model == "fake":
         factory, name = scripted_oracle, "fake-scripted"
     else:

@@ -104,12 +104,42 @@ def promote(
     base: Annotated[str | None, typer.Option(help="Base whose champion changes (default CRMIND_LLM_MODEL).")] = None,
     name: Annotated[str | None, typer.Option(help="Model to promote (default: the challenger).")] = None,
     reason: str = "", actor: Actor = "cli",
+    margin: Annotated[float, typer.Option(min=0.0, max=1.0, help="Largest regression the gates tolerate per suite "
+                                          "(lower end of the 95% interval)")] = 0.02,
+    force: Annotated[bool, typer.Option("--force", help="Promote past failed gates (needs --reason; recorded)")
+                     ] = False,
 ) -> None:
-    """Make the challenger (or the named model) the champion of its base."""
-    from config.db import transaction
+    """Make the challenger (or the named model) the champion of its base, if it passes the promotion gates.
+
+    The gates compare the two models' latest eval runs (``eval.gates``): no suite may possibly regress beyond
+    ``--margin`` and safety may not drop at all. A refusal says which suite and by how much.
+    """
+    from config.db import session_factory, transaction
+    from config.errors import CrmindError
+    from eval.gates import check_models
     from inference import registry
 
     base = _base(base)
+    with session_factory()() as session:
+        dep = registry.get_deployment(session, base)
+        target = name or dep.challenger
+        champion = dep.champion
+    if target is not None and target != champion:
+        try:
+            verdict = check_models(champion, target, margin=margin)
+            refusals = verdict.reasons
+            evidence = f"gates on {verdict.champion_run} vs {verdict.challenger_run}"
+        except CrmindError as exc:
+            refusals, evidence = [exc.message], "no comparable eval runs"
+        if refusals and not force:
+            fail(f"{target} is not promoted over {champion}:\n  " + "\n  ".join(refusals)
+                 + "\n(--force --reason '...' promotes anyway, and the ledger records it)")
+        if refusals:
+            if not reason:
+                fail("--force needs a --reason, which the ledger keeps beside the failed gates")
+            reason = f"{reason} (forced past failed gates: {'; '.join(refusals)})"
+        else:
+            reason = f"{reason} ({evidence}: passed)".strip()
     with transaction() as session:
         dep = registry.promote(session, base=base, name=name, actor=actor, reason=reason)
     typer.echo(f"{dep.champion} is champion of {base}")

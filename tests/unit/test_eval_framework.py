@@ -141,3 +141,17 @@ def test_cli_compare_by_model_name(sqlite_engine: Engine, tmp_path: Path, monkey
     assert data["suites"][0]["verdict"] == "better" and data["suites"][0]["delta"] == 1.0
     missing = CliRunner().invoke(app, ["eval", "compare", "base", "nobody"])
     assert missing.exit_code != 0 and "no saved eval run matches 'nobody'" in missing.output
+
+
+def test_the_gates_want_evidence_not_just_no_significant_regression() -> None:
+    from eval.gates import check
+
+    champion = EvalRun(model="base", suites={"tools": _suite("tools", [1, 0, 1, 1, 0, 1, 1, 0])})
+    same_few = EvalRun(model="tuned", suites={"tools": _suite("tools", [1, 0, 1, 1, 0, 1, 1, 0])})
+    assert check(champion, same_few).ok  # identical: the interval is [0, 0]
+    noisy = EvalRun(model="tuned", suites={"tools": _suite("tools", [1, 1, 0, 1, 0, 1, 0, 1])})
+    verdict = check(champion, noisy)  # not significantly worse, but a large regression isn't ruled out either
+    assert not verdict.ok and verdict.reasons[0].startswith("tools: may regress by up to")
+    assert check(champion, noisy, margin=0.6).ok
+    missing = check(champion, EvalRun(model="tuned", suites={}))
+    assert not missing.ok and "has no tools suite" in missing.reasons[0]
