@@ -136,7 +136,7 @@ def _strings(value: Any) -> Iterator[str]:
 
 def openai_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
     """LangChain messages as OpenAI chat dicts, with tool-call arguments as dicts (what chat templates render)."""
-    out: list[dict[str, Any]] = convert_to_openai_messages(list(messages))  # type: ignore[assignment]
+    out: list[dict[str, Any]] = convert_to_openai_messages(list(messages))
     for m in out:
         for call in m.get("tool_calls") or []:
             args = call["function"].get("arguments")

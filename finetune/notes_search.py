@@ -32,8 +32,10 @@ def keyword_search(session: Session, principal: Principal, query: str, *, limit:
     words = [w for w in _WORDS.findall(query) if len(w) >= 2][:6] or [query.strip()]
     loader = Loader(session)
     hits: list[Hit] = []
-    for obj, model, when in (("activity", Activity, Activity.occurred_at), ("case", Case, Case.created_at)):
-        texts = [model.subject, model.body] if obj == "activity" else [model.subject, model.description]
+    sources: tuple[tuple[str, Any, Any, list[Any]], ...] = (
+        ("activity", Activity, Activity.occurred_at, [Activity.subject, Activity.body]),
+        ("case", Case, Case.created_at, [Case.subject, Case.description]))
+    for obj, model, when, texts in sources:
         stmt = readable(principal, obj).where(or_(*(t.ilike(f"%{escape_like(w)}%", escape="\\")
                                                     for t in texts for w in words)))
         if account_id is not None:

@@ -109,6 +109,19 @@ def name_of(scene: Scene, obj: str, record: Any) -> str | None:
     return next((c for c in options if scene.resolves_to(obj, c, record.id)), None)
 
 
+def a_name(scene: Scene, obj: str, where: Callable[[Any], bool] | None = None) -> str | None:
+    """The name of a random readable record (see ``name_of``), or None."""
+    named = a_record(scene, obj, where)
+    return named[1] if named else None
+
+
+def a_record(scene: Scene, obj: str, where: Callable[[Any], bool] | None = None) -> tuple[Any, str] | None:
+    """A random readable record and a name that resolves to it, or None."""
+    record = scene.pick(obj, where)
+    name = name_of(scene, obj, record) if record is not None else None
+    return (record, name) if name else None
+
+
 def _phrase(pairs: tuple[tuple[str, str], ...], scene: Scene) -> tuple[str, str]:
     """A (rep's words, tool argument) pair: the rep's own words, which the tool reads."""
     words = scene.rng.choice(pairs)[_i(scene)]
@@ -189,8 +202,7 @@ def list_opportunities(scene: Scene) -> list[Example]:
         period, arg = _phrase(phrasing.PERIODS, scene)
         args, slots = {"close_date": arg}, {"period": period}
     else:
-        account = scene.pick("account")
-        name = account and name_of(scene, "account", account)
+        name = a_name(scene, "account")
         if not name:
             return []
         args, slots = {"account": name}, {"acct": name}
@@ -207,6 +219,8 @@ def list_opportunities(scene: Scene) -> list[Example]:
 
 def list_leads(scene: Scene) -> list[Example]:
     """Leads by status, source and period, or silence."""
+    args: dict[str, Any]
+    slots: dict[str, Any]
     variant = scene.one(("status_mine", "source_period", "quiet", "created"))
     if variant == "status_mine":
         status = scene.one(("new", "working", "qualified"))
@@ -226,6 +240,8 @@ def list_leads(scene: Scene) -> list[Example]:
 
 def list_cases(scene: Scene) -> list[Example]:
     """Cases by priority, status, account or period."""
+    args: dict[str, Any]
+    slots: dict[str, Any]
     variant = scene.one(("priority", "account", "created", "status"))
     if variant == "priority":
         priority = scene.one(("urgent", "high"))
@@ -237,8 +253,7 @@ def list_cases(scene: Scene) -> list[Example]:
         period, arg = _phrase(phrasing.PERIODS, scene)
         args, slots = {"created": arg}, {"period": period}
     else:
-        account = scene.pick("account")
-        name = account and name_of(scene, "account", account)
+        name = a_name(scene, "account")
         if not name:
             return []
         args, slots = {"account": name}, {"acct": name}
@@ -247,8 +262,7 @@ def list_cases(scene: Scene) -> list[Example]:
 
 def account_timeline(scene: Scene) -> list[Example]:
     """An account's history, sometimes for a period."""
-    account = scene.pick("account")
-    name = account and name_of(scene, "account", account)
+    name = a_name(scene, "account")
     if not name:
         return []
     if scene.rng.random() < 0.35:
@@ -263,8 +277,7 @@ def search_notes(scene: Scene) -> list[Example]:
     """Notes about a topic, sometimes for one account."""
     topic = scene.one(phrasing.TOPICS)[_i(scene)]
     if scene.rng.random() < 0.5:
-        account = scene.pick("account")
-        name = account and name_of(scene, "account", account)
+        name = a_name(scene, "account")
         if name:
             text = say(scene, phrasing.REQUESTS, "search.account", acct=name, topic=topic)
             return _read(scene, text, Call("search_notes", {"query": topic, "account": name}))
@@ -321,8 +334,7 @@ def find_duplicates(scene: Scene) -> list[Example]:
     """The duplicate review queue, or one record's duplicates."""
     if scene.rng.random() < 0.5:
         return _read(scene, say(scene, phrasing.REQUESTS, "dups.queue"), Call("find_duplicates", {}))
-    record = scene.pick("contact")
-    name = record and name_of(scene, "contact", record)
+    name = a_name(scene, "contact")
     if not name:
         return []
     return _read(scene, say(scene, phrasing.REQUESTS, "dups.record", name=name), Call("find_duplicates",
@@ -384,9 +396,7 @@ def _write(scene: Scene, text: str, call: Call) -> list[Example]:
 
 
 def _open_opp(scene: Scene) -> tuple[Any, str] | None:
-    opp = scene.pick("opportunity", lambda o: o.stage not in CLOSED_VALUES["opportunity"])
-    name = opp and name_of(scene, "opportunity", opp)
-    return (opp, name) if name else None
+    return a_record(scene, "opportunity", lambda o: o.stage not in CLOSED_VALUES["opportunity"])
 
 
 def update_stage(scene: Scene) -> list[Example]:
@@ -433,30 +443,28 @@ def update_record(scene: Scene) -> list[Example]:
         return _write(scene, text, Call("update_record", {"object_type": "case", "record": case.subject,
                                                           "field": "priority", "value": priority}))
     if variant == "lead_status":
-        lead = scene.pick("lead", lambda x: x.status in ("new", "working"))
-        name = lead and name_of(scene, "lead", lead)
-        if not name:
+        picked = a_record(scene, "lead", lambda x: x.status in ("new", "working"))
+        if picked is None:
             return []
+        lead, name = picked
         status = scene.one([s for s in ("working", "qualified", "disqualified") if s != lead.status])
         text = say(scene, phrasing.WRITES, "update_record.lead_status", lead=name,
                    status=phrasing.LEAD_STATUS_WORDS[status][_i(scene)])
         return _write(scene, text, Call("update_record", {"object_type": "lead", "record": name, "field": "status",
                                                           "value": status}))
-    contact = scene.pick("contact")
-    name = contact and name_of(scene, "contact", contact)
-    if not name:
+    who = a_name(scene, "contact")
+    if not who:
         return []
     title = scene.one(phrasing.TITLES)[_i(scene)]
-    text = say(scene, phrasing.WRITES, "update_record.contact_title", contact=name, title=title)
-    return _write(scene, text, Call("update_record", {"object_type": "contact", "record": name, "field": "title",
+    text = say(scene, phrasing.WRITES, "update_record.contact_title", contact=who, title=title)
+    return _write(scene, text, Call("update_record", {"object_type": "contact", "record": who, "field": "title",
                                                       "value": title}))
 
 
 def _about(scene: Scene) -> tuple[str, str, str] | None:
     """A record an activity is about: (the argument to link it by, its name as the rep says it, its type)."""
     obj = scene.one(("account", "contact", "opportunity"))
-    record = scene.pick(obj, (lambda o: o.stage not in CLOSED_VALUES["opportunity"]) if obj == "opportunity" else None)
-    name = record and name_of(scene, obj, record)
+    name = a_name(scene, obj, (lambda o: o.stage not in CLOSED_VALUES["opportunity"]) if obj == "opportunity" else None)
     return (obj, name, obj) if name else None
 
 
@@ -518,8 +526,7 @@ def create_lead(scene: Scene) -> list[Example]:
 
 def create_contact(scene: Scene) -> list[Example]:
     """A new contact at a readable account."""
-    account = scene.pick("account")
-    acct = account and name_of(scene, "account", account)
+    acct = a_name(scene, "account")
     if not acct:
         return []
     name, _, email = scene.one(phrasing.NEW_PEOPLE)
@@ -533,8 +540,7 @@ def create_contact(scene: Scene) -> list[Example]:
 
 def draft_email(scene: Scene) -> list[Example]:
     """An email draft to a contact (never sent)."""
-    contact = scene.pick("contact", lambda c: c.erased_at is None)
-    name = contact and name_of(scene, "contact", contact)
+    name = a_name(scene, "contact", lambda c: c.erased_at is None)
     if not name:
         return []
     about_en, subject_en, body_en, about_zh = scene.one(phrasing.EMAIL_SUBJECTS)
@@ -637,14 +643,12 @@ def policy_refusal(scene: Scene) -> list[Example]:
     ask, reply = scene.one(phrasing.POLICY_REFUSALS[topic][scene.lang])
     slots: dict[str, Any] = {}
     if "{acct}" in ask:
-        account = scene.pick("account")
-        slots["acct"] = account and name_of(scene, "account", account)
+        slots["acct"] = a_name(scene, "account")
     if "{opp}" in ask:
         picked = _open_opp(scene)
         slots["opp"] = picked and picked[1]
     if "{contact}" in ask:
-        contact = scene.pick("contact", lambda c: c.erased_at is None)
-        slots["contact"] = contact and name_of(scene, "contact", contact)
+        slots["contact"] = a_name(scene, "contact", lambda c: c.erased_at is None)
     if "{teammate}" in ask:
         mates = list(scene.session.scalars(select(User.name).where(
             User.team_id.in_(list(scene.principal.team_ids)), User.id != scene.principal.user_id).order_by(User.id)))

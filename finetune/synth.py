@@ -16,10 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 from pydantic import ValidationError
@@ -41,6 +41,7 @@ from finetune.erase import contacts_of
 from finetune.examples import Example, Kind, call_target, openai_messages, refs_in, text_target
 from finetune.notes_search import keyword_search
 
+T = TypeVar("T")
 THREAD = "finetune:synthetic"
 LOGGED_KINDS = ("call", "email", "meeting", "note")
 
@@ -112,7 +113,7 @@ class Scene:
         rows = [r for r in self.rows(obj) if where is None or where(r)]
         return self.rng.choice(rows) if rows else None
 
-    def one(self, options: tuple[str, ...] | list[str]) -> str:
+    def one(self, options: Sequence[T]) -> T:
         """A random choice."""
         return self.rng.choice(list(options))
 

@@ -62,8 +62,8 @@ def _reset_caches() -> None:
 def _seed_customer_data(engine: Engine) -> None:
     """What ``crmind scores compute`` and ``crmind identity resolve`` leave behind, for a few records (fast)."""
     reasons = [{"feature": "pricing_views", "value": 3, "contribution": 0.8, "en": "viewed pricing 3 times",
-                "zh": "查看定价页3次"}, {"feature": "title", "value": "cfo", "contribution": -0.2, "en": "finance title",
-                                       "zh": "财务职位"}]
+                "zh": "查看定价页3次"},
+               {"feature": "title", "value": "cfo", "contribution": -0.2, "en": "finance title", "zh": "财务职位"}]
     with Session(engine) as s, s.begin():
         for lead in s.scalars(select(Lead).order_by(Lead.id).limit(12)):
             s.add(CustomerScore(object_type="lead", record_id=lead.id, kind="lead", value=70.0, label="hot",
@@ -156,7 +156,8 @@ def test_a_built_set_covers_both_languages_every_kind_and_every_tool(built: tupl
     assert len({e.id for e in examples}) == len(examples)
     on_disk = json.loads((Path(manifest.path) / "manifest.json").read_text(encoding="utf-8"))
     assert on_disk["examples"] == len(examples) and on_disk["seed"] == 0
-    assert set(YAML_SETS) | {"rag_ground_truth", "rag_fact_questions", "benchmark_tool_cases"} <= set(on_disk["eval_sets"])
+    checked = set(on_disk["eval_sets"])
+    assert set(YAML_SETS) | {"rag_ground_truth", "rag_fact_questions", "benchmark_tool_cases"} <= checked
 
 
 def test_every_tool_call_is_valid_for_its_tool_as_the_tools_eval_checks_it(
