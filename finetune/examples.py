@@ -77,7 +77,7 @@ class Example:
             if isinstance(m.get("content"), str) and m["content"]:
                 out.append(m["content"])
             for call in m.get("tool_calls") or []:
-                out.extend(_strings(call["function"]["arguments"]))
+                out.extend(strings(call["function"]["arguments"]))
         return out
 
     def all_text(self) -> str:
@@ -123,15 +123,16 @@ class Negative:
         return holder.trained_texts()
 
 
-def _strings(value: Any) -> Iterator[str]:
+def strings(value: Any) -> Iterator[str]:
+    """Every string inside a JSON-like value (dict values and list items, depth first)."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for v in value.values():
-            yield from _strings(v)
+            yield from strings(v)
     elif isinstance(value, list):
         for v in value:
-            yield from _strings(v)
+            yield from strings(v)
 
 
 def openai_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import yaml
 
 from config.overlap import cjk_windows, shared, word_grams
+from finetune.examples import strings
 
 ROOT = Path(__file__).resolve().parents[1]
 N_WORDS, N_CJK = 6, 10
@@ -130,14 +131,8 @@ def _pieces(text: str) -> list[str]:
 
 
 def _yaml_strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield from _pieces(value)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _yaml_strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _yaml_strings(v)
+    for text in strings(value):
+        yield from _pieces(text)
 
 
 def python_strings(source: str) -> list[str]:

@@ -128,6 +128,25 @@ def _phrase(pairs: tuple[tuple[str, str], ...], scene: Scene) -> tuple[str, str]
     return words, words
 
 
+Filters = tuple[dict[str, Any], dict[str, Any]]
+"""A request's tool arguments and the template slots that say them."""
+
+
+def _period(scene: Scene, arg: str) -> Filters:
+    period, value = _phrase(phrasing.PERIODS, scene)
+    return {arg: value}, {"period": period}
+
+
+def _quiet(scene: Scene) -> Filters:
+    days = scene.one([str(d) for d in phrasing.QUIET_DAYS])
+    return {"no_activity_days": int(days)}, {"days": days}
+
+
+def _account(scene: Scene) -> Filters | None:
+    name = a_name(scene, "account")
+    return ({"account": name}, {"acct": name}) if name else None
+
+
 def _stage_words(scene: Scene, stage: str) -> str:
     return scene.one(phrasing.STAGE_WORDS[stage][scene.lang])
 
@@ -196,16 +215,14 @@ def list_opportunities(scene: Scene) -> list[Example]:
         else:
             args["owner"] = "me"
     elif variant == "quiet":
-        days = scene.one([str(d) for d in phrasing.QUIET_DAYS])
-        args, slots = {"no_activity_days": int(days)}, {"days": days}
+        args, slots = _quiet(scene)
     elif variant == "period":
-        period, arg = _phrase(phrasing.PERIODS, scene)
-        args, slots = {"close_date": arg}, {"period": period}
+        args, slots = _period(scene, "close_date")
     else:
-        name = a_name(scene, "account")
-        if not name:
+        account = _account(scene)
+        if account is None:
             return []
-        args, slots = {"account": name}, {"acct": name}
+        args, slots = account
         if variant == "account_all":
             args["include_closed"] = True
         elif scene.rng.random() < 0.4:
@@ -227,14 +244,12 @@ def list_leads(scene: Scene) -> list[Example]:
         args, slots = {"owner": "me", "status": status}, {"status": phrasing.LEAD_STATUS_WORDS[status][_i(scene)]}
     elif variant == "source_period":
         source = scene.one(phrasing.LEAD_SOURCES)
-        period, arg = _phrase(phrasing.PERIODS, scene)
-        args, slots = {"source": source, "created": arg}, {"source": source, "period": period}
+        args, slots = _period(scene, "created")
+        args["source"] = slots["source"] = source
     elif variant == "quiet":
-        days = scene.one([str(d) for d in phrasing.QUIET_DAYS])
-        args, slots = {"no_activity_days": int(days)}, {"days": days}
+        args, slots = _quiet(scene)
     else:
-        period, arg = _phrase(phrasing.PERIODS, scene)
-        args, slots = {"created": arg}, {"period": period}
+        args, slots = _period(scene, "created")
     return _read(scene, say(scene, phrasing.REQUESTS, f"leads.{variant}", **slots), Call("list_leads", args))
 
 
@@ -250,13 +265,12 @@ def list_cases(scene: Scene) -> list[Example]:
         status = scene.one(("escalated", "pending", "new"))
         args, slots = {"status": status}, {"status": phrasing.CASE_STATUS_WORDS[status][_i(scene)]}
     elif variant == "created":
-        period, arg = _phrase(phrasing.PERIODS, scene)
-        args, slots = {"created": arg}, {"period": period}
+        args, slots = _period(scene, "created")
     else:
-        name = a_name(scene, "account")
-        if not name:
+        account = _account(scene)
+        if account is None:
             return []
-        args, slots = {"account": name}, {"acct": name}
+        args, slots = account
     return _read(scene, say(scene, phrasing.REQUESTS, f"cases.{variant}", **slots), Call("list_cases", args))
 
 
