@@ -204,6 +204,7 @@ REQUESTS: dict[str, dict[str, tuple[str, ...]]] = {
             "看看我手上处于{stage}的单子",
             "我的商机里哪些在{stage}？",
             "帮我查我名下{stage}阶段的项目",
+            "我在{stage}的deals有哪些",
         ),
     },
     "opps.amount_period": {
@@ -303,7 +304,12 @@ REQUESTS: dict[str, dict[str, tuple[str, ...]]] = {
             "{acct} - open cases",
             "what's open in support for {acct}?",
         ),
-        "zh": ("{acct}有哪些工单", "{acct}最近有没有售后问题？看看工单", "{acct}未关闭的服务工单"),
+        "zh": (
+            "{acct}有哪些工单",
+            "{acct}最近有没有售后问题？看看工单",
+            "{acct}未关闭的服务工单",
+            "{acct}的open cases有哪些",
+        ),
     },
     "cases.created": {
         "en": ("cases opened {period}", "which tickets were logged {period}?", "new support cases {period}"),
@@ -321,7 +327,13 @@ REQUESTS: dict[str, dict[str, tuple[str, ...]]] = {
             "catch me up on {acct}",
             "timeline for {acct}, newest first",
         ),
-        "zh": ("{acct}最近有什么动态？", "看看{acct}的往来记录", "{acct}的时间线", "帮我回顾一下{acct}的情况"),
+        "zh": (
+            "{acct}最近有什么动态？",
+            "看看{acct}的往来记录",
+            "{acct}的时间线",
+            "帮我回顾一下{acct}的情况",
+            "帮我 check 一下{acct}最近的 activity",
+        ),
     },
     "timeline.period": {
         "en": ("what happened with {acct} {period}?", "{acct} activity {period}", "everything on {acct} from {period}"),
@@ -339,6 +351,7 @@ REQUESTS: dict[str, dict[str, tuple[str, ...]]] = {
             "客户关于{topic}都说了什么",
             "搜一下备注里的{topic}",
             "查查跟{topic}有关的沟通记录",
+            "notes里有没有人提到{topic}",
         ),
     },
     "search.account": {

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+import ledger
 from agents.assistant.citations import check
 from agents.assistant.graph import NOTE_START, SYSTEM_MESSAGE, opening_messages
 from agents.assistant.tools import TOOLS_BY_NAME
@@ -32,6 +33,7 @@ from finetune.erase import erase_scrubber
 from finetune.examples import KINDS, Example, openai_messages
 from finetune.files import read_jsonl
 from finetune.leakage import YAML_SETS, EvalIndex, eval_index, find_leaks
+from ledger import Decision
 from rules.catalog import file_catalog
 from rules.language import Rule
 from tests.fixtures.assistant import assistant, drain
@@ -350,10 +352,23 @@ def test_decided_proposals_become_examples_and_negatives(copy: tuple[Engine, Pat
         bot = assistant(engine, fake)
         drain(bot.start_turn(rep, f"t-{action}", f"Move opportunity:{opp.id} to negotiation"))
         drain(bot.resume(rep, f"t-{action}", {"action": action, **extra}))
+    # A read turn whose answer the rep kept (an outcome on the answer row): an answer example, its lookup re-run.
+    fake = FakeChatModel(script=[call("get_record", record=f"opportunity:{opps[1].id}"),
+                                 say(f"It is in {opps[1].stage} [opportunity:{opps[1].id}].")])
+    drain(assistant(engine, fake).start_turn(rep, "t-read", f"What stage is opportunity:{opps[1].id} in?"))
+    with transaction(engine) as session:
+        answer = session.scalars(select(Decision).where(Decision.kind == "agent_answer")
+                                 .order_by(Decision.seq.desc())).first()
+        assert answer is not None
+        ledger.set_outcome(session, answer.id, "accepted", rep.actor)
     manifest = build_dataset(engine, out_dir=data / "with-ledger", n_synthetic=10, data_dir=data, index=index,
                              seed=5)
     train = [Example.from_json(r) for r in read_jsonl(data / "with-ledger" / "train.jsonl")]
-    from_ledger = [e for e in train if e.source == "ledger"]
+    kept = [e for e in train if e.source == "ledger" and e.kind == "answer"]
+    assert len(kept) == 1 and kept[0].target["content"] == f"It is in {opps[1].stage} [opportunity:{opps[1].id}]."
+    assert kept[0].messages[-2]["role"] == "tool" and f'"ref":"opportunity:{opps[1].id}"' in kept[0].messages[-2][
+        "content"]
+    from_ledger = [e for e in train if e.source == "ledger" and e.kind == "tool_call"]
     targets = sorted((args["opportunity"], args["stage"]) for e in from_ledger for _, args in _calls(e))
     assert targets == sorted([(f"opportunity:{opps[0].id}", "negotiation"),
                               (f"opportunity:{opps[2].id}", "qualification")])
@@ -369,4 +384,4 @@ def test_decided_proposals_become_examples_and_negatives(copy: tuple[Engine, Pat
     edited = next(n for n in negatives if n["chosen"] is not None)
     assert edited["rejected"]["tool_calls"][0]["function"]["arguments"]["stage"] == "negotiation"
     assert edited["chosen"]["tool_calls"][0]["function"]["arguments"]["stage"] == "qualification"
-    assert manifest.counts["source"]["ledger"] == 2
+    assert manifest.counts["source"]["ledger"] == 3
