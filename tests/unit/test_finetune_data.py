@@ -94,14 +94,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     from crm.demo.generate import build_demo
 
     folder = tmp_path_factory.mktemp("ft-demo")
-    engine = create_engine(f"sqlite:///{folder / 'crm.db'}")
-    build_demo(engine, scale=SCALE, seed=7, out_dir=folder, progress=False)
-    _seed_customer_data(engine)
-    engine.dispose()
-    with pytest.MonkeyPatch.context() as mp:  # anything that writes goes to the test's folder
+    with pytest.MonkeyPatch.context() as mp:  # anything that writes (the ledger's anchor too) goes to the test's folder
         mp.setenv("CRMIND_DATA_DIR", str(folder))
         mp.setenv("CRMIND_DATABASE_URL", f"sqlite:///{folder / 'crm.db'}")
         _reset_caches()
+        engine = create_engine(f"sqlite:///{folder / 'crm.db'}")
+        build_demo(engine, scale=SCALE, seed=7, out_dir=folder, progress=False)
+        _seed_customer_data(engine)
+        engine.dispose()
         yield folder
     _reset_caches()
 
