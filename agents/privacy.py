@@ -8,6 +8,7 @@ CLI command call this function; nothing needs registering at import time, so no 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -18,14 +19,16 @@ from crm.access import Principal
 
 
 def erase_contact(session: Session, principal: Principal, contact_id: int, *,
-                  saver: Saver | None = None) -> dict[str, Any]:
+                  saver: Saver | None = None, also: Mapping[str, privacy.Scrubber] | None = None) -> dict[str, Any]:
     """Erase a contact everywhere, in the caller's transaction; ``conversations_scrubbed`` counts threads changed.
 
     Conversations are scrubbed before the caller commits: if the CRM commit then fails, the erase is retried
-    as a whole and the scrub (idempotent) runs again.
+    as a whole and the scrub (idempotent) runs again. ``also`` adds the scrubbers of stores above this layer
+    (the serving layer passes the training sets' one, ``finetune.erase.erase_scrubber``).
     """
 
     def conversations(pattern: re.Pattern[str], replacement: str) -> int:
         return scrub_threads(pattern, replacement, saver=saver)
 
-    return privacy.erase_contact(session, principal, contact_id, also={"conversations_scrubbed": conversations})
+    return privacy.erase_contact(session, principal, contact_id,
+                                 also={"conversations_scrubbed": conversations, **(also or {})})

@@ -171,15 +171,17 @@ def erase(
     as_user: Annotated[str, typer.Option("--as", help="User id or email acting (manager or admin)")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
 ) -> None:
-    """Erase a contact's personal data from the CRM, its text, the assistant's conversations and the index."""
+    """Erase a contact's personal data from the CRM, its text, the conversations, training sets and the index."""
     from agents.privacy import erase_contact
     from config.db import transaction
     from crm.auth import principal_for_user
+    from finetune.erase import erase_scrubber
 
     if not yes and not typer.confirm(f"Erase contact {contact_id}'s personal data? This cannot be undone"):
         raise typer.Exit(1)
     with transaction() as session:
-        result = erase_contact(session, principal_for_user(session, as_user), contact_id)
+        result = erase_contact(session, principal_for_user(session, as_user), contact_id,
+                               also={"training_examples_removed": erase_scrubber(session)})
     typer.echo(json.dumps(result))
 
 
@@ -237,6 +239,7 @@ def _mount() -> None:
     """Sub-commands that live in their own modules (search index, evals, models)."""
     from serving.cli.agent_eval import eval_agent
     from serving.cli.evals import mount as mount_evals
+    from serving.cli.finetune import app as finetune_app
     from serving.cli.identity import app as identity_app
     from serving.cli.identity import eval_identity
     from serving.cli.models import chat, models_app, serve_model
@@ -259,6 +262,7 @@ def _mount() -> None:
     eval_app.command("scores")(eval_scores)
     mount_evals(eval_app)
     app.add_typer(scores_app, name="scores")
+    app.add_typer(finetune_app, name="finetune")
     app.command("serve-model")(serve_model)
     app.command("chat")(chat)
 

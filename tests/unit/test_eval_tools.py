@@ -13,6 +13,7 @@ from agents.assistant.dates import resolve_date, resolve_range
 from agents.assistant.graph import SYSTEM_MESSAGE, opening_messages
 from agents.assistant.intent import TOOL_INTENT, allowed_tools
 from agents.assistant.tools import TOOL_SCHEMAS, TOOLS_BY_NAME
+from config.overlap import shared, shingle_set
 from eval.tool_args import DATE_ARGS, MARKERS, PERIOD_ARGS, call_mismatch, concrete
 from eval.tools import evaluate, load_requests, run, select
 from tests.fixtures.fake_chat import FakeChatModel, block_real_models, call, say
@@ -63,24 +64,13 @@ def test_write_requests_ask_for_the_change_so_the_graph_would_allow_it() -> None
             assert not allowed_tools(request.text), request.id
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", text.lower())
-
-
 def test_requests_are_held_out_from_prompts_agent_tasks_and_benchmarks() -> None:
     sources = [*sorted((ROOT / "prompts").glob("*.yaml")), ROOT / "eval/agent/tasks.yaml",
                ROOT / "benchmarks/crm_tool_cases.py"]
-    texts = [p.read_text(encoding="utf-8") for p in sources]
-    grams = {tuple(w[i:i + 6]) for t in texts for w in [_words(t)] for i in range(len(w) - 5)}
-    flat = "".join(re.sub(r"\s+", "", t) for t in texts)
-    assert len(grams) > 1000 and len(flat) > 10000  # the sources were read
+    grams = shingle_set([p.read_text(encoding="utf-8") for p in sources], words=6, chars=10)
+    assert sum(" " in g for g in grams) > 1000 and sum(" " not in g for g in grams) > 500  # the sources were read
     for request in REQUESTS:
-        words = _words(request.text)
-        shared = [g for g in (tuple(words[i:i + 6]) for i in range(len(words) - 5)) if g in grams]
-        assert not shared, (request.id, shared)
-        text = re.sub(r"\s+", "", request.text)
-        windows = [text[i:i + 10] for i in range(len(text) - 9)]
-        copied = [w for w in windows if re.search(r"[\u4e00-\u9fff]", w) and w in flat]
+        copied = shared(request.text, grams, words=6, chars=10)
         assert not copied, (request.id, copied)
 
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from agents.privacy import erase_contact
 from crm.privacy import export_contact
+from finetune.erase import erase_scrubber
 from serving.api.deps import CurrentPrincipal, SessionDep
 from serving.api.errors import COMMON_RESPONSES, ErrorBody
 from serving.api.routing import StrictQueryRoute
@@ -35,6 +36,7 @@ class EraseResult(BaseModel):
     activities_scrubbed: int
     cases_scrubbed: int
     conversations_scrubbed: int = 0
+    training_examples_removed: int = 0
     linked_erased: list[str] = []
     linked_not_readable: list[str] = []
 
@@ -50,7 +52,8 @@ def export(contact_id: ContactId, principal: CurrentPrincipal, session: SessionD
 @router.post("/{contact_id}/erase", response_model=EraseResult, summary="Data-subject erase",
              responses={409: {"model": ErrorBody, "description": "Already erased"}})
 def erase(contact_id: ContactId, principal: CurrentPrincipal, session: SessionDep) -> dict[str, Any]:
-    """Remove personal data from the CRM, its text and the assistant's conversations; queue removal from the index."""
-    result = erase_contact(session, principal, contact_id)
+    """Remove personal data from the CRM, its text, conversations and training sets; queue removal from the index."""
+    result = erase_contact(session, principal, contact_id,
+                           also={"training_examples_removed": erase_scrubber(session)})
     session.commit()
     return result
