@@ -40,6 +40,10 @@ class DataSpec(_Strict):
     """A folder holding ``train.jsonl`` (``crmind finetune data``); None builds one now."""
     n_synthetic: int = Field(1200, ge=1)
     include_ledger: bool = True
+    kinds: list[Literal["tool_call", "answer", "clarify", "refusal", "no_tool", "rule"]] | None = None
+    """Train on these example kinds only (None: all). A CPU run can focus on the first call of a turn."""
+    max_examples: int | None = Field(None, ge=1)
+    """At most this many examples (a seeded sample, kinds kept in proportion); None: all."""
     validation_share: float = Field(0.05, ge=0.0, lt=0.5)
     """Held out of training for the validation loss (the eval suites are the real test)."""
 

@@ -71,21 +71,31 @@ def run_dir(config: FinetuneConfig, name: str) -> Path:
 
 
 def load_examples(config: FinetuneConfig, folder: Path) -> tuple[list[dict[str, Any]], Path]:
-    """The training examples: the configured dataset, or one built now into ``folder/dataset``."""
+    """The training examples of the configured kinds, at most ``data.max_examples`` of them (a seeded sample).
+
+    They come from the configured dataset, or from one built now into ``folder/dataset``.
+    """
     dataset = Path(config.data.dataset) if config.data.dataset else None
     if dataset is None:
+        from config.db import get_engine
         from finetune.dataset import build_dataset
 
         dataset = folder / "dataset"
         if not (dataset / "train.jsonl").exists():
-            build_dataset(out_dir=dataset, seed=config.seed, n_synthetic=config.data.n_synthetic,
+            build_dataset(get_engine(), out_dir=dataset, seed=config.seed, n_synthetic=config.data.n_synthetic,
                           include_ledger=config.data.include_ledger)
     path = dataset / "train.jsonl"
     if not path.is_file():
         raise FinetuneError(f"No training set at {path}; build one with `crmind finetune data`.")
     examples = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if config.data.kinds is not None:
+        examples = [e for e in examples if e.get("kind") in config.data.kinds]
+    if config.data.max_examples is not None and len(examples) > config.data.max_examples:
+        # Sorted by a seeded hash of the id: a stable sample that keeps every kind in rough proportion.
+        examples = sorted(examples, key=lambda e: hashlib.sha256(f"{config.seed}/{e.get('id')}".encode()).digest())
+        examples = examples[:config.data.max_examples]
     if not examples:
-        raise FinetuneError(f"{path} holds no examples.")
+        raise FinetuneError(f"{path} holds no examples of the configured kinds.")
     return examples, dataset
 
 

@@ -121,11 +121,18 @@ def retrain(*, reason: str, base: str | None = None, config: str | Path | None =
 
 
 def retrain_job(payload: dict[str, Any]) -> dict[str, Any]:
-    """The ``retrain`` job kind: ``payload`` holds retrain's keyword arguments (JSON), the result is JSON."""
+    """The ``retrain`` job kind: ``payload`` holds retrain's keyword arguments (JSON), the result is JSON.
+
+    The drift monitor also sends the strategy and incident that asked for it; they become the reason.
+    """
+    kwargs = dict(payload)
+    strategy, incident = kwargs.pop("strategy", None), kwargs.pop("incident", None)
+    if "eval_suites" in kwargs:
+        kwargs["suites"] = kwargs.pop("eval_suites")
     allowed = {"reason", "base", "config", "overrides", "share", "suites", "quick", "limit", "actor"}
-    unknown = set(payload) - allowed
+    unknown = set(kwargs) - allowed
     if unknown:
         raise ValueError(f"unknown retrain job fields: {', '.join(sorted(unknown))}")
-    kwargs = dict(payload)
-    kwargs.setdefault("reason", "retrain job")
+    if "reason" not in kwargs:
+        kwargs["reason"] = (f"drift in {strategy} (incident {incident})" if strategy else "retrain job")
     return retrain(progress=False, **kwargs).to_json()
