@@ -126,6 +126,7 @@ def simulate_cmd(
     inject_day: Annotated[int, typer.Option(help="Day the world changes (0-based)")] = 20,
     drop: Annotated[float, typer.Option(min=0.05, max=0.95, help="Relative conversion drop from --inject-day")] = 0.3,
     conversations: Annotated[int, typer.Option(min=20, help="Conversations per day")] = 150,
+    leads: Annotated[int, typer.Option(min=0, help="Leads a rule creates per day (a strategy that stays put)")] = 15,
     recovers: Annotated[bool, typer.Option("--recovers/--no-recovers", help="Whether the retrained model wins "
                                            "back the conversion (promote) or not (roll back)")] = True,
     retrain: Annotated[str, typer.Option(help="real: fine-tune with modelops.retrain (minutes); fake: register a "
@@ -175,7 +176,7 @@ def simulate_cmd(
 
         embedder = shared_embedder()
     config = SimConfig(days=days, seed=seed, inject_day=inject_day, drop=drop, conversations=conversations,
-                       recovers=recovers, base=base)
+                       leads=leads, recovers=recovers, base=base)
     typer.echo(f"replaying {days} days into {folder} (drift from day {inject_day}: -{drop:.0%}; "
                f"retrain {retrain}; challenger {'recovers' if recovers else 'does not recover'})")
     typer.echo(f"{'day':>3} {'date':<10} {'conv':>5} {'base':>5} {'thr':>5} {'phase':<12} {'input p':>7} "
