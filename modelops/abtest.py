@@ -84,10 +84,10 @@ class ABResult:
 def decide(plan: ABDesign, *, champion: tuple[int, int], challenger: tuple[int, int]) -> ABResult:
     """Test once both arms (conversions, conversations) reached their size; before that, no verdict."""
     (k_cp, n_cp), (k_ch, n_ch) = champion, challenger
-    counts = {"n_champion": n_cp, "k_champion": k_cp, "n_challenger": n_ch, "k_challenger": k_ch}
     if n_ch < plan.n_challenger or n_cp < plan.n_champion:
-        return ABResult(**counts, reason=f"collecting: {n_ch}/{plan.n_challenger} challenger, "
-                                         f"{n_cp}/{plan.n_champion} champion conversations")
+        return ABResult(n_champion=n_cp, k_champion=k_cp, n_challenger=n_ch, k_challenger=k_ch,
+                        reason=f"collecting: {n_ch}/{plan.n_challenger} challenger, "
+                               f"{n_cp}/{plan.n_champion} champion conversations")
     from statsmodels.stats.proportion import proportions_ztest
 
     z, p = proportions_ztest([k_ch, k_cp], [n_ch, n_cp], alternative="larger")
@@ -96,5 +96,6 @@ def decide(plan: ABDesign, *, champion: tuple[int, int], challenger: tuple[int, 
         z, p = 0.0, 1.0
     better = p < plan.alpha
     rates = f"challenger {k_ch / n_ch:.3f} vs champion {k_cp / n_cp:.3f}"
-    return ABResult(**counts, z=z, p_value=p, decision="promote" if better else "rollback",
+    return ABResult(n_champion=n_cp, k_champion=k_cp, n_challenger=n_ch, k_challenger=k_ch, z=z, p_value=p,
+                    decision="promote" if better else "rollback",
                     reason=f"{rates}, z={z:.2f}, one-sided p={p:.4f} {'<' if better else '>='} alpha {plan.alpha}")

@@ -61,7 +61,7 @@ def mmd_test(x: npt.NDArray[np.floating[Any]], y: npt.NDArray[np.floating[Any]],
     kernel = np.exp(-dist2 / bandwidth2)
     np.fill_diagonal(kernel, 0.0)  # the unbiased estimate leaves out each point's kernel with itself
 
-    def mmd2(a: npt.NDArray[np.int64], b: npt.NDArray[np.int64], axis: int = -1) -> npt.NDArray[np.float64]:
+    def mmd2(a: npt.NDArray[np.int64], b: npt.NDArray[np.int64], axis: int = -1) -> Any:
         # Each resample as 0/1 membership vectors: a'Ka sums the kernel within a window, a'Kb across, so a whole
         # batch of resamples is two matrix products instead of a Python loop.
         a2, b2 = np.atleast_2d(a).astype(np.int64), np.atleast_2d(b).astype(np.int64)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import io
-from datetime import date
 from typing import Any
 
 ACCENT, OK, BAD, MUTED = "#2f6fed", "#1b7f3b", "#b3261e", "#6b7385"
@@ -25,6 +24,15 @@ def _svg(fig: Any) -> str:
     return text[text.index("<svg"):]
 
 
+def _days(values: list[str]) -> list[float]:
+    """ISO days as matplotlib's date numbers (the axes then format them as dates)."""
+    from datetime import date
+
+    from matplotlib.dates import date2num
+
+    return [float(date2num(date.fromisoformat(v))) for v in values]  # type: ignore[no-untyped-call]
+
+
 def conversion_plot(strategy: dict[str, Any]) -> str:
     """Daily conversion against the baseline and the drift threshold, incidents' runs shaded."""
     import matplotlib
@@ -35,14 +43,16 @@ def conversion_plot(strategy: dict[str, Any]) -> str:
     days = strategy["days"]
     if not days:
         return ""
-    x = [date.fromisoformat(d["day"]) for d in days]
+    x = _days([d["day"] for d in days])
     fig, ax = plt.subplots(figsize=(7.5, 2.6))
+    ax.xaxis_date()
     for inc in strategy["incidents"]:
         if inc.get("run"):
-            a, b = (date.fromisoformat(v) for v in inc["run"])
-            ax.axvspan(a, b, color=BAD, alpha=0.12, lw=0)
+            a, b = _days(inc["run"])
+            ax.axvspan(a, b, color=BAD, alpha=0.12, lw=0)  # the run of days that made the drift
             if inc.get("resolved_day") and inc["resolved_day"] != inc["run"][1]:
-                ax.axvspan(b, date.fromisoformat(inc["resolved_day"]), color="#a15c00", alpha=0.08, lw=0)
+                # retraining and the A/B test, until the incident closed
+                ax.axvspan(b, _days([inc["resolved_day"]])[0], color="#a15c00", alpha=0.08, lw=0)
     rate = [d["rate"] for d in days]
     ax.plot(x, [r if r is not None else float("nan") for r in rate], "-o", ms=2.5, lw=1.2, color=ACCENT,
             label="daily conversion")
@@ -71,8 +81,9 @@ def input_plot(points: list[dict[str, Any]]) -> str:
 
     if not points:
         return ""
-    x = [date.fromisoformat(p["day"]) for p in points]
+    x = _days([p["day"] for p in points])
     fig, ax = plt.subplots(figsize=(7.5, 2.2))
+    ax.xaxis_date()
     ax.plot(x, [p["mmd2"] for p in points], "-", lw=1.2, color="#7a5cb8", label="MMD² (this week vs baseline)")
     hits = [(xi, p["mmd2"]) for xi, p in zip(x, points, strict=True) if p["drifted"]]
     if hits:

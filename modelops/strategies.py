@@ -199,10 +199,11 @@ def sync_lead_conversions(session: Session, *, actor: str) -> int:
         select(Proposal.decision_id).join(Lead, Lead.id == Proposal.record_id)
         .join(Decision, Decision.id == Proposal.decision_id)
         .where(Proposal.source.startswith("rule:"), Proposal.object_type == "lead", Proposal.action == "create",
-               Proposal.status == "applied", Lead.status == "converted",
+               Proposal.status == "applied", Proposal.decision_id.is_not(None), Lead.status == "converted",
                Decision.outcome.is_distinct_from("converted")))
     count = 0
     for (decision_id,) in rows.all():
+        assert decision_id is not None  # filtered above
         ledger.set_outcome(session, decision_id, "converted", actor)
         count += 1
     return count
