@@ -71,7 +71,7 @@ class SimConfig:
     """Next-step suggestions approved, per conversation, before the change."""
     conversations: int = 150
     """Conversations per day."""
-    leads: int = 15
+    leads: int = 25
     """Leads a rule creates per day (a strategy that does not drift)."""
     lead_conversion: float = 0.3
     recovers: bool = True

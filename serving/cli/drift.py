@@ -126,7 +126,7 @@ def simulate_cmd(
     inject_day: Annotated[int, typer.Option(help="Day the world changes (0-based)")] = 20,
     drop: Annotated[float, typer.Option(min=0.05, max=0.95, help="Relative conversion drop from --inject-day")] = 0.3,
     conversations: Annotated[int, typer.Option(min=20, help="Conversations per day")] = 150,
-    leads: Annotated[int, typer.Option(min=0, help="Leads a rule creates per day (a strategy that stays put)")] = 15,
+    leads: Annotated[int, typer.Option(min=0, help="Leads a rule creates per day (a strategy that stays put)")] = 25,
     recovers: Annotated[bool, typer.Option("--recovers/--no-recovers", help="Whether the retrained model wins "
                                            "back the conversion (promote) or not (roll back)")] = True,
     retrain: Annotated[str, typer.Option(help="real: fine-tune with modelops.retrain (minutes); fake: register a "
