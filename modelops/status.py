@@ -47,16 +47,20 @@ def drift_state(session: Session, *, scope: Scope | None = None, days: int = 60,
     config = config or MonitorConfig.from_settings()
     as_of = last_check_day(session, scope) or (datetime.now(UTC).date() - timedelta(days=1))
     all_incidents = incidents(session, scope)
+    # Incidents name the model they retrained: a replay's base need not be the configured one.
+    model_target = next((i.out["target"] for i in reversed(all_incidents) if i.out.get("base")), None)
     strategies = []
     for strategy in STRATEGIES.values():
         last = as_of - timedelta(days=strategy.maturity_days)
         shown_from = last - timedelta(days=days - 1)
         first = shown_from - timedelta(days=config.rule.lookback_days)
+        mine = [i for i in all_incidents if i.out.get("strategy") == strategy.name]
         verdicts = [v for v in judge(daily(strategy.read(session, scope, first, last), first, last), config.rule)
                     if v.day >= shown_from]
-        mine = [i for i in all_incidents if i.out.get("strategy") == strategy.name]
         strategies.append({
-            "name": strategy.name, "title": strategy.title, "target": target_of(strategy, config),
+            "name": strategy.name, "title": strategy.title,
+            "target": mine[-1].out["target"] if mine else (
+                model_target if strategy.target == "assistant" and model_target else target_of(strategy, config)),
             "maturity_days": strategy.maturity_days, "days": [v.as_dict() for v in verdicts],
             "incidents": [{"id": i.detected.id, "run": i.out.get("run"), "day": i.out.get("day"),
                            "how": None if i.resolved is None else i.resolved.output.get("how"),
