@@ -72,20 +72,21 @@ def test_a_failing_job_is_retried_then_fails_for_good(sqlite_engine: Engine) -> 
     assert kinds(sqlite_engine).count("retrain_failed") == 3
 
 
-def test_a_new_worker_picks_up_a_job_left_running_by_a_dead_one(sqlite_engine: Engine) -> None:
+def test_a_new_worker_picks_up_a_job_left_running_by_a_dead_one(engine: Engine) -> None:
+    # On SQLite and on the local PostgreSQL (the `engine` fixture).
     clock = Clock()
-    first = queue(sqlite_engine, worker="host-a:1:dead", clock=clock)
-    job_id = enqueue(first, sqlite_engine, 5)
+    first = queue(engine, worker="host-a:1:dead", clock=clock)
+    job_id = enqueue(first, engine, 5)
     assert first.claim(job_id) is not None  # the first worker took it, then its process died mid-job
 
-    second = queue(sqlite_engine, worker="host-b:2:new", clock=clock)
+    second = queue(engine, worker="host-b:2:new", clock=clock)
     assert second.recover() == []  # its heartbeat is fresh: the first worker may still be running it
     assert second.run_pending() == []
     clock.now = T0 + timedelta(seconds=61)
     assert second.recover() == [job_id]
     done = second.run_pending()
     assert [(j.state, j.attempts, j.result) for j in done] == [("done", 2, {"echo": 5})]
-    assert "retrain_requeued" in kinds(sqlite_engine)
+    assert "retrain_requeued" in kinds(engine)
 
 
 def test_a_worker_process_that_is_gone_on_this_host_is_not_waited_for(sqlite_engine: Engine) -> None:
