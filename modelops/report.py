@@ -122,7 +122,8 @@ def body(state: dict[str, Any]) -> str:
         last = next((d for d in reversed(s["days"]) if d["below"] is not None), None)
         now = (f"last judged {last['day']}: {_pct(last['rate'])} vs baseline {_pct(last['baseline'])}"
                if last else "not enough data yet")
-        incidents = " ".join(_why(i["id"], f"incident {i['day']} ({i['how'] or 'open'})") for i in s["incidents"])
+        incidents = " ".join(_why(i["id"], f"incident {i['day']} of {i['strategy']} ({i['how'] or 'open'})")
+                             for i in s["incidents"])
         parts.append(f"<div class=card><div class=muted>{_esc(now)} · target {_esc(s['target'])}"
                      f"{' · ' + incidents if incidents else ''}</div>{figs['conversion:' + s['name']]}</div>")
     parts.append("<h3>Input drift</h3>")

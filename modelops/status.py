@@ -54,15 +54,18 @@ def drift_state(session: Session, *, scope: Scope | None = None, days: int = 60,
         last = as_of - timedelta(days=strategy.maturity_days)
         shown_from = last - timedelta(days=days - 1)
         first = shown_from - timedelta(days=config.rule.lookback_days)
-        mine = [i for i in all_incidents if i.out.get("strategy") == strategy.name]
+        own = [i for i in all_incidents if i.out.get("strategy") == strategy.name]
+        target = own[-1].out["target"] if own else (
+            model_target if strategy.target == "assistant" and model_target else target_of(strategy, config))
+        mine = [i for i in all_incidents if i.out.get("target") == target]  # its target's, whichever opened them
         verdicts = [v for v in judge(daily(strategy.read(session, scope, first, last), first, last), config.rule)
                     if v.day >= shown_from]
         strategies.append({
             "name": strategy.name, "title": strategy.title,
-            "target": mine[-1].out["target"] if mine else (
-                model_target if strategy.target == "assistant" and model_target else target_of(strategy, config)),
+            "target": target,
             "maturity_days": strategy.maturity_days, "days": [v.as_dict() for v in verdicts],
-            "incidents": [{"id": i.detected.id, "run": i.out.get("run"), "day": i.out.get("day"),
+            "incidents": [{"id": i.detected.id, "strategy": i.out.get("strategy"), "run": i.out.get("run"),
+                           "day": i.out.get("day"),
                            "how": None if i.resolved is None else i.resolved.output.get("how"),
                            "resolved_day": None if i.resolved is None else i.resolved.output.get("day")}
                           for i in mine]})
