@@ -63,6 +63,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def new_job_id() -> str:
+    """A new job id: 32 hex digits without dashes, so the ledger's phone mask never touches it.
+
+    The mask takes digit groups between dashes for phone numbers (about 9% of dashed UUIDs lose digits, e.g.
+    ``-4309-9171-`` becomes ``-430****171-``); a digit run next to a letter is never masked.
+    """
+    return uuid.uuid4().hex
+
+
 def worker_name() -> str:
     """host:pid:random, so a worker on this host can tell whether another one's process still exists."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -154,7 +163,7 @@ class JobQueue:
         """
         if kind not in self.handlers:
             raise JobError(f"no handler for job kind {kind!r}; known: {', '.join(sorted(self.handlers))}")
-        job = Job(id=str(uuid.uuid4()), kind=kind, state="queued", payload=dict(payload), error="", attempts=0,
+        job = Job(id=new_job_id(), kind=kind, state="queued", payload=dict(payload), error="", attempts=0,
                   max_attempts=max_attempts or self.max_attempts, created_at=self.clock())
         session.add(job)
         session.flush()

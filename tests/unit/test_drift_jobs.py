@@ -119,3 +119,12 @@ def test_an_uncommitted_job_never_runs(sqlite_engine: Engine) -> None:
         q.enqueue(session, "retrain", {"value": 1})
         raise RuntimeError("the cause of the job rolled back")
     assert q.run_pending() == []
+
+
+def test_job_ids_come_back_from_the_ledger_unmasked() -> None:
+    from config.masking import mask_text
+    from modelops.jobs import new_job_id
+
+    for _ in range(2000):  # dashed UUIDs lose a few percent of their digits to the phone mask
+        job_id = new_job_id()
+        assert mask_text(f"retrain job {job_id} queued") == f"retrain job {job_id} queued"
