@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -104,6 +104,30 @@ class Settings(BaseSettings):
 
     rules_separate_approver: bool = Field(
         True, description="A rule must be approved by a manager other than its author.")
+
+    redis_url: str | None = Field(
+        None, description="Redis URL for background jobs (retraining): workers run `crmind jobs worker`. Unset = "
+                          "an in-process worker; job state is in the database either way.")
+    jobs_max_attempts: int = Field(3, ge=1, le=20, description="Tries a background job gets (a crash counts).")
+    jobs_stale_after_s: float = Field(
+        300.0, gt=0, description="A running job whose worker has not beaten its heartbeat for this long is taken as "
+                                 "abandoned (the worker died) and is queued again.")
+    # The drift monitor (modelops/): see modelops/README.md for the rule and the A/B test's power.
+    drift_drop: float = Field(0.15, gt=0, lt=1, description="A day is below its baseline when its conversion is "
+                              "more than this fraction under it.")
+    drift_days: int = Field(7, ge=1, description="Consecutive days below the baseline that make drift.")
+    drift_baseline_days: int = Field(28, ge=1, description="Days whose pooled conversion is the baseline (they end "
+                                     "where the drift window starts).")
+    drift_min_daily: int = Field(20, ge=1, description="Decided items a day needs to count; quieter days are "
+                                 "skipped, neither below nor above.")
+    ab_share: float = Field(0.5, gt=0, lt=1, description="Conversations a retrained challenger gets.")
+    ab_mde: float = Field(0.10, gt=0, lt=1, description="Smallest conversion lift (absolute) the A/B test must "
+                          "detect; it sizes the test.")
+    ab_alpha: float = Field(0.05, gt=0, lt=0.5, description="A/B test's false-promotion rate.")
+    ab_power: float = Field(0.8, gt=0.5, lt=1, description="A/B test's chance of promoting a challenger that is "
+                            "better by the minimal effect.")
+    drift_retrain: dict[str, Any] = Field(
+        default_factory=dict, description='Extra payload for the retrain job, e.g. {"overrides": ["max_steps=200"]}.')
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -171,8 +171,9 @@ def propose(
     row = ledger.append(
         session, kind="proposal", actor=principal.actor if source == "user" else f"{source}",
         input_summary=f"{action} {object_type} {record_id or '(new)'}: {reason[:200]}",
-        output={"proposal_id": proposal.id, "changes": _ledger_safe(object_type, diff),
-                "requires_human": requires_human},
+        # Object and action make the row self-describing for readers of the ledger alone (the drift monitor).
+        output={"proposal_id": proposal.id, "object_type": object_type, "action": action,
+                "changes": _ledger_safe(object_type, diff), "requires_human": requires_human},
         evidence=proposal.evidence, refs=[f"proposal:{proposal.id}"] + (
             [ref(object_type, record_id)] if record_id else []),
         parent_id=parent_decision,

@@ -149,6 +149,19 @@ def set_challenger(session: Session, *, name: str, share: float, actor: str, rea
     return dep
 
 
+def clear_challenger(session: Session, *, base: str, actor: str, reason: str = "") -> Deployment:
+    """Take ``base``'s challenger out of the A/B split (it stays registered); the champion gets all traffic."""
+    dep = get_deployment(session, base)
+    if dep.challenger is None:
+        raise RegistryError(f"{base!r} has no challenger to remove.")
+    old, share = dep.challenger, dep.challenger_share
+    dep.challenger, dep.challenger_share, dep.updated_at = None, 0.0, _now()
+    ledger.append(session, kind="rollback", actor=actor, model_id=old, refs=[f"model:{old}"],
+                  input_summary=reason or f"remove challenger {old} from {base}",
+                  output={"base": base, "role": "challenger", "to": None, "from": old, "share": share})
+    return dep
+
+
 def promote(
     session: Session, *, base: str, actor: str, name: str | None = None, reason: str = ""
 ) -> Deployment:

@@ -7,7 +7,8 @@ import json
 import re
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from ledger.models import Decision, DecisionRef
 GENESIS = "0" * 64
 _LOCK_KEY = 0x6C6564676572  # "ledger": serialises appends on PostgreSQL
 _LOCK_HELD = "crmind.ledger_lock_transaction"  # session.info: the transaction that holds the lock
+_REPLAY_TS = "crmind.ledger_replay_ts"  # session.info: the time a replayed history stamps on its rows
 
 
 def _canonical(value: Any) -> bytes:
@@ -103,6 +105,7 @@ def append(
     latency_ms: float | None = None,
     tokens_in: int | None = None,
     tokens_out: int | None = None,
+    ts: datetime | None = None,
 ) -> Decision:
     """Add one decision row in ``session``'s transaction; the caller commits.
 
@@ -110,8 +113,12 @@ def append(
     (evidence record ids are indexed too, so a record's history includes answers that cited it).
     Every writer's payload passes through here: phones and emails are masked, and the chain commits to a
     salted hash of the payload, so ``erase_matching`` can later scrub names without breaking it.
+
+    ``ts`` is only for replayed or imported history (``crmind drift simulate``, see ``replay_at``); live
+    writers leave it to the clock. The chain is ordered by ``seq``, never by ``ts``.
     """
     hold_write_lock(session)
+    stamp = ts or session.info.get(_REPLAY_TS) or datetime.now(UTC)
     evidence = list(evidence)
     summary = mask_text(input_summary[:4000])
     payload = _masked(output or {})
@@ -119,7 +126,7 @@ def append(
     row = Decision(
         id=str(uuid.uuid4()),
         parent_id=parent_id,
-        ts=datetime.now(UTC).replace(tzinfo=None),
+        ts=stamp.astimezone(UTC).replace(tzinfo=None) if stamp.tzinfo else stamp,
         actor=actor,
         kind=kind,
         thread_id=thread_id,
@@ -153,6 +160,22 @@ def append(
     return row
 
 
+@contextmanager
+def replay_at(session: Session, ts: datetime) -> Iterator[None]:
+    """Stamp ``ts`` on every row ``session`` appends inside the block (replays and imports only).
+
+    A replayed step calls domain functions (the model registry's promote, ``set_outcome``) that append rows of
+    their own; this gives them the replayed time without a clock parameter on every one of them.
+    """
+    before = session.info.get(_REPLAY_TS)
+    session.info[_REPLAY_TS] = ts
+    try:
+        yield
+    finally:
+        if before is None:
+            session.info.pop(_REPLAY_TS, None)
+        else:
+            session.info[_REPLAY_TS] = before
 
 
 def append_now(**kwargs: Any) -> Decision:

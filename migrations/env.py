@@ -6,6 +6,7 @@ import crm.customer_models  # noqa: F401  (registers the customer 360 tables)
 import crm.models  # noqa: F401  (registers the CRM tables)
 import inference.registry_models  # noqa: F401  (registers the model registry tables)
 import ledger.models  # noqa: F401  (registers the ledger tables)
+import modelops.job_models  # noqa: F401  (registers the background jobs table)
 import rules.models  # noqa: F401  (registers the rule tables)
 from config.db import Base, get_engine
 

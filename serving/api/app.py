@@ -15,6 +15,7 @@ from serving.api.routes import (
     chat,
     customers,
     decisions,
+    drift,
     imports,
     meta,
     pages,
@@ -41,7 +42,7 @@ def create_app(*, follow_index: bool = False, open_assistant: bool | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         """The MCP transport's task group, and (in the server) the one index owner of the process."""
-        follower = rule_worker = None
+        follower = rule_worker = job_worker = None
         if follow_index:
             from retrieval.follower import IndexFollower
             from rules.worker import RuleWorker
@@ -53,6 +54,15 @@ def create_app(*, follow_index: bool = False, open_assistant: bool | None = None
             rule_worker = RuleWorker()
             app.state.rule_worker = rule_worker.status
             rule_worker.start()
+            # Background jobs (drift retraining) run here unless Redis is configured, where `crmind jobs worker`
+            # processes take them; a job left running by a previous process is picked up again on start.
+            from config.settings import get_settings
+
+            if not get_settings().redis_url:
+                from modelops.jobs import JobQueue
+
+                job_worker = JobQueue()
+                job_worker.start()
         if open_assistant:
             # Open the conversation store now, outside any request's transaction (on PostgreSQL its first
             # setup builds indexes CONCURRENTLY, which can't run inside one).
@@ -63,6 +73,8 @@ def create_app(*, follow_index: bool = False, open_assistant: bool | None = None
             async with mcp_lifespan():
                 yield
         finally:
+            if job_worker is not None:
+                job_worker.stop()
             if rule_worker is not None:
                 rule_worker.stop()
             if follower is not None:
@@ -78,7 +90,7 @@ def create_app(*, follow_index: bool = False, open_assistant: bool | None = None
     errors.install(app)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     app.mount("/mcp", mcp, name="mcp")
-    for module in (meta, records, proposals, customers, privacy, imports, decisions, search, chat, rules, pages):
+    for module in (meta, records, proposals, customers, privacy, imports, decisions, search, chat, rules, drift, pages):
         app.include_router(module.router)
     return app
 

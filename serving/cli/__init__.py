@@ -238,6 +238,7 @@ def ledger_show(
 def _mount() -> None:
     """Sub-commands that live in their own modules (search index, evals, models)."""
     from serving.cli.agent_eval import eval_agent
+    from serving.cli.drift import drift_app, jobs_app
     from serving.cli.evals import mount as mount_evals
     from serving.cli.finetune import app as finetune_app
     from serving.cli.identity import app as identity_app
@@ -256,6 +257,8 @@ def _mount() -> None:
     app.add_typer(models_app, name="models")
     app.add_typer(rules_app, name="rules")
     app.add_typer(identity_app, name="identity")
+    app.add_typer(drift_app, name="drift")
+    app.add_typer(jobs_app, name="jobs")
     eval_app.command("rules")(eval_rules)
     eval_app.command("identity")(eval_identity)
     eval_app.command("agent")(eval_agent)

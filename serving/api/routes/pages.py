@@ -1,4 +1,4 @@
-"""The web pages (chat, record, customer, duplicates, why, sign-in, console); in demo mode, the demo user picker."""
+"""The web pages (chat, record, customer, duplicates, why, rules, drift, sign-in, console); demo mode's user picker."""
 
 from __future__ import annotations
 
@@ -66,6 +66,12 @@ def why_page(decision_id: Annotated[str, PathParam(pattern=r"^[0-9a-f\-]{36}$")]
 def rules_page() -> FileResponse:
     """Write a rule, read its explanation, backtest, findings; approve, activate; recent firings and why."""
     return _page("rules.html")
+
+
+@router.get("/drift")
+def drift_page() -> FileResponse:
+    """The drift monitor: conversion per strategy, input drift, retraining jobs, A/B tests, the loop's ledger rows."""
+    return _page("drift.html")
 
 
 @router.get("/signin")

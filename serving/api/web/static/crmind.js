@@ -34,7 +34,7 @@ const crmind = (() => {
   const recordLink = (ref) => { const [obj, id] = ref.split(":"); return PLURAL[obj] ? `/records/${obj}/${id}` : null; };
   async function header(active) {
     const h = document.createElement("header");
-    h.innerHTML = `<b>crmind</b><nav><a href="/chat" data-p="chat">Assistant</a><a href="/console" data-p="console">Records</a><a href="/duplicates" data-p="duplicates">Duplicates</a><a href="/rules" data-p="rules">Rules</a></nav><span id="who"></span>`;
+    h.innerHTML = `<b>crmind</b><nav><a href="/chat" data-p="chat">Assistant</a><a href="/console" data-p="console">Records</a><a href="/duplicates" data-p="duplicates">Duplicates</a><a href="/rules" data-p="rules">Rules</a><a href="/drift" data-p="drift">Drift</a></nav><span id="who"></span>`;
     h.querySelector(`[data-p="${active}"]`)?.classList.add("on");
     document.body.prepend(h);
     if (!token()) { location.href = "/signin?next=" + encodeURIComponent(location.pathname + location.search); return null; }
