@@ -9,6 +9,8 @@ import re
 _PHONE_RE = re.compile(
     r"(?<![A-Za-z0-9_])(?:\+\d{1,3}[\s\-.]?)?(?:\(?\d{2,4}\)?[\s\-.]?){2,4}\d{3,4}(?![A-Za-z0-9_])")
 _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+# Ids are not phones: about 9% of dashed UUIDs end in a digit run the phone pattern takes (…-570409171966).
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def mask_phone(value: str) -> str:
@@ -43,7 +45,13 @@ def mask_value(field: str, value: object) -> object:
 def mask_text(text: str) -> str:
     """Mask every phone number and email address found inside free text."""
     text = _EMAIL_RE.sub(lambda m: mask_email(m.group(0)), text)
-    return _PHONE_RE.sub(lambda m: mask_phone(m.group(0)) if _looks_like_phone(m.group(0)) else m.group(0), text)
+    ids = [m.span() for m in _UUID_RE.finditer(text)]
+
+    def phone(m: re.Match[str]) -> str:
+        inside_id = any(start <= m.start() < end for start, end in ids)
+        return mask_phone(m.group(0)) if _looks_like_phone(m.group(0)) and not inside_id else m.group(0)
+
+    return _PHONE_RE.sub(phone, text)
 
 
 def _looks_like_phone(s: str) -> bool:

@@ -36,3 +36,15 @@ def test_visibility_table_masks_personal_fields_for_support_only() -> None:
 def test_phone_numbers_glued_to_chinese_text_are_masked() -> None:
     out = mask_text("客户手机是13987654321，邮箱wang@acme.cn。")
     assert "13987654321" not in out and "139****4321" in out and "wang@" not in out
+
+
+def test_ids_are_not_phones_but_a_phone_beside_one_still_is() -> None:
+    import uuid
+
+    from config.masking import mask_text
+
+    ids = [str(uuid.UUID(int=n * 7919 ** 9 % 2**128)) for n in range(1, 400)] + ["5f0e9c1a-1b2c-4d3e-8f00-570409171966"]
+    for value in ids:
+        assert mask_text(f"outcome of {value}") == f"outcome of {value}"
+    assert mask_text("job 5f0e9c1a-1b2c-4d3e-8f00-570409171966, call 138-1234-5678") == (
+        "job 5f0e9c1a-1b2c-4d3e-8f00-570409171966, call 138-****-5678")
