@@ -106,6 +106,22 @@ def _use_folder(folder: Path, reset: bool) -> None:
     get_engine.cache_clear()
 
 
+def _training_set(live: Any, out: Path) -> Path:
+    """Training examples from the live CRM for the replay's real retrain (the replay's own database has no CRM)."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from crm.models import Account
+    from finetune.dataset import build_dataset
+
+    with Session(live) as session:
+        if not session.scalar(select(func.count()).select_from(Account)):
+            fail("--retrain real trains on the CRM's records, and the CRM is empty: run `crmind demo` first, "
+                 "or use --retrain fake")
+    build_dataset(live, out_dir=out, n_synthetic=300, include_ledger=False)
+    return out
+
+
 def _admin_token() -> str:
     """An admin in the simulation's database, so its drift page can be opened."""
     from config.db import transaction
@@ -134,7 +150,8 @@ def simulate_cmd(
     adapter: Annotated[Path | None, typer.Option(help="--retrain fake: the adapter to copy (peft folder, .gguf, or "
                                                  "a folder holding both); default: a no-op adapter made here")] = None,
     base: Annotated[str, typer.Option(help="Base model whose challenger the retrain makes")] = "smollm2",
-    max_steps: Annotated[int, typer.Option(help="--retrain real: fine-tuning steps")] = 10,
+    max_steps: Annotated[int, typer.Option(help="--retrain real: fine-tuning steps (about a minute each on 2 cores)")
+                         ] = 3,
     input_drift: Annotated[bool, typer.Option(help="Measure input drift with the configured embedder")] = True,
     data_dir: Annotated[Path | None, typer.Option(help="Folder of the simulation's own database "
                                                   "(default: <data dir>/drift-sim)")] = None,
@@ -150,9 +167,12 @@ def simulate_cmd(
     if retrain not in ("real", "fake"):
         fail("--retrain is real or fake")
     folder = (data_dir or Path(get_settings().data_dir) / "drift-sim").resolve()
+    from config.db import get_engine
+
+    live = get_engine()  # the CRM the real retrain's examples come from, before crmind points at the replay's
     _use_folder(folder, reset)
 
-    from config.db import get_engine, session_factory
+    from config.db import session_factory
     from crm.schema import migrate
     from modelops import report
     from modelops.jobs import HANDLERS
@@ -165,9 +185,13 @@ def simulate_cmd(
         handler = copy_adapter_handler(source)
     else:
         real = HANDLERS["retrain"]
+        dataset = _training_set(live, folder / "dataset")
 
         def handler(payload: dict[str, Any]) -> dict[str, Any]:
-            small = {"overrides": [f"max_steps={max_steps}"], "eval_suites": ["tools"], "limit": 10}
+            # A small, real fine-tune: the first call of a turn (the tools eval's target), a few steps.
+            small = {"overrides": [f"train.max_steps={max_steps}", f"data.dataset={dataset}",
+                                   "data.kinds=[tool_call, no_tool, clarify, refusal]"],
+                     "eval_suites": ["tools"], "limit": 10}
             return real({**small, **payload})
 
     embedder = None
