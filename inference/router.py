@@ -71,3 +71,49 @@ def routed_chat_model(
     chosen = assign(config, thread_id, force=force)
     chat = chat_model(chosen.model, thread_id=thread_id, variant=chosen.variant, **gateway_kwargs)
     return chat, chosen
+
+
+_SERVED: dict[str, tuple[float, list[str] | None]] = {}
+_SERVED_TTL_S = 30.0
+
+
+def _served(base_url: str, api_key: str) -> list[str] | None:
+    """The engine's model names, cached briefly (one HTTP call per half minute, not per turn)."""
+    import time
+
+    from inference.engine_process import served_models
+
+    now = time.monotonic()
+    hit = _SERVED.get(base_url)
+    if hit is None or now - hit[0] > _SERVED_TTL_S:
+        hit = (now, served_models(base_url, api_key=api_key, timeout_s=1.0))
+        _SERVED[base_url] = hit
+    return hit[1]
+
+
+def live_config(base: str | None = None) -> ABConfig:
+    """The A/B config live conversations use: the registry's champion and challenger of the configured base.
+
+    Only models the engine serves take part: an adapter registered after the engine started (a retrain in a
+    running server) joins at the engine's next start, so its share of conversations never hits a missing model.
+    Without a registry or an answering engine it is the base alone, as before any model was registered.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from config.db import transaction
+    from inference.config import serving_config
+    from inference.errors import UnknownModel
+
+    cfg = serving_config()
+    name = base or cfg.model
+    try:
+        with transaction() as session:
+            config = config_for_base(session, name)
+    except (SQLAlchemyError, UnknownModel):
+        return ABConfig(champion=name)
+    served = _served(cfg.base_url or f"http://{cfg.host}:{cfg.port}/v1", cfg.api_key)
+    if served is None:
+        return config
+    champion = config.champion if config.champion in served else name
+    challenger = config.challenger if config.challenger in served and config.challenger != champion else None
+    return ABConfig(champion=champion, challenger=challenger, share=config.share if challenger else 0.0)

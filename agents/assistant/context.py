@@ -22,10 +22,15 @@ class ModelFactory(Protocol):
 
 
 def gateway_model(*, thread_id: str, parent_id: str | None, prompt: str) -> BaseChatModel:
-    """The configured model through the LLM gateway (which records each call in the ledger)."""
-    from inference.gateway import chat_model
+    """The configured base's champion through the LLM gateway, or its challenger in the challenger's share.
 
-    return chat_model(actor="assistant", thread_id=thread_id, parent_id=parent_id, prompt=prompt, streaming=True)
+    The split is sticky per conversation; each call's ledger row names the model and the variant.
+    """
+    from inference.router import live_config, routed_chat_model
+
+    chat, _ = routed_chat_model(live_config(), thread_id=thread_id, actor="assistant", parent_id=parent_id,
+                                prompt=prompt, streaming=True)
+    return chat
 
 
 def ab_model(config: Any) -> ModelFactory:
