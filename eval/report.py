@@ -40,7 +40,7 @@ def _fmt(value: Any) -> str:
     return _esc(value)
 
 
-def _svg(fig: Any) -> str:
+def inline_svg(fig: Any) -> str:
     """A matplotlib figure as inline SVG (the XML header dropped so it can sit inside HTML)."""
     import matplotlib.pyplot as plt
 
@@ -65,7 +65,7 @@ def _bars(title: str, groups: dict[str, dict[str, float]]) -> str:
     ax.invert_yaxis()
     ax.set_title(title, fontsize=10)
     ax.tick_params(axis="y", labelsize=8)
-    return _svg(fig)
+    return inline_svg(fig)
 
 
 def _latency(result: SuiteResult) -> str:
@@ -78,7 +78,7 @@ def _latency(result: SuiteResult) -> str:
     ax.hist(values, bins=min(20, max(5, len(values) // 3)), color="#7a5cb8")
     ax.set_xlabel("seconds per item", fontsize=9)
     ax.set_title(f"{result.suite}: latency (p50 {sorted(values)[len(values) // 2]:.2f} s)", fontsize=10)
-    return _svg(fig)
+    return inline_svg(fig)
 
 
 def _forest(deltas: list[SuiteDelta]) -> str:
@@ -98,7 +98,7 @@ def _forest(deltas: list[SuiteDelta]) -> str:
     ax.set_yticks(range(len(rows)), [d.suite for d in rows])
     ax.invert_yaxis()
     ax.set_xlabel("challenger − champion (score), 95% CI", fontsize=9)
-    return _svg(fig)
+    return inline_svg(fig)
 
 
 def _metrics_row(result: SuiteResult) -> str:

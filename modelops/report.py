@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import html
-import io
 from typing import Any
+
+from eval.report import inline_svg
 
 ACCENT, OK, BAD, MUTED = "#2f6fed", "#1b7f3b", "#b3261e", "#6b7385"
 
 
 def _esc(value: Any) -> str:
     return html.escape("" if value is None else str(value))
-
-
-def _svg(fig: Any) -> str:
-    """A matplotlib figure as inline SVG (the XML header dropped so it can sit inside HTML)."""
-    import matplotlib.pyplot as plt
-
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg"):]
 
 
 def _days(values: list[str]) -> list[float]:
@@ -69,7 +59,7 @@ def conversion_plot(strategy: dict[str, Any]) -> str:
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7, loc="lower left", ncol=4, frameon=False)
     fig.autofmt_xdate()
-    return _svg(fig)
+    return inline_svg(fig)
 
 
 def input_plot(points: list[dict[str, Any]]) -> str:
@@ -92,7 +82,7 @@ def input_plot(points: list[dict[str, Any]]) -> str:
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7, loc="upper left", frameon=False)
     fig.autofmt_xdate()
-    return _svg(fig)
+    return inline_svg(fig)
 
 
 def plots(state: dict[str, Any]) -> dict[str, str]:
