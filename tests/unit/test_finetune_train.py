@@ -10,6 +10,8 @@ from finetune.batches import IGNORE, Tokenised, collate, group, tokenise
 from finetune.config import load_config
 from finetune.errors import ConfigError
 from finetune.render import Rendered
+from tests.fixtures.tiny_llama import examples as _examples
+from tests.fixtures.tiny_llama import tiny_model_dir  # noqa: F401  (a fixture)
 
 
 def test_shipped_configs_load_and_overrides_apply() -> None:
@@ -129,45 +131,8 @@ def test_a_frozen_prefix_gives_the_same_loss_value() -> None:
     assert float(frozen) == pytest.approx(float(exact), rel=1e-6)
 
 
-def _examples(n: int) -> list[dict]:
-    from datetime import datetime
-
-    from langchain_core.messages import convert_to_openai_messages
-
-    from agents.assistant.graph import opening_messages
-
-    out = []
-    for i in range(n):
-        zh = i % 2 == 1
-        text = f"把商机{i}的阶段改成谈判" if zh else f"move deal {i} to negotiation"
-        messages = convert_to_openai_messages(opening_messages(text, rep="Ann Lee", now=datetime(2026, 3, 2)))
-        call = {"type": "function", "function": {"name": "find_records", "arguments": {"query": f"deal {i}"}}}
-        out.append({"id": f"ex{i}", "source": "synthetic", "kind": "tool_call", "language": "zh" if zh else "en",
-                    "prompt": "assistant", "messages": [*messages, {"role": "assistant", "content": "",
-                                                                   "tool_calls": [call]}], "contact_ids": []})
-    return out
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer random Llama with SmolLM2's tokenizer: trains in a second a step."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from inference.bases import get_base
-
-    gguf = get_base("smollm2").gguf_path()
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                         max_position_embeddings=8192, tie_word_embeddings=True))
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 def test_train_writes_an_adapter_metrics_and_a_ledger_row_and_resumes(
-        tiny_model_dir: Path, tmp_path: Path, sqlite_engine: object) -> None:
+        tiny_model_dir: Path, tmp_path: Path, sqlite_engine: object) -> None:  # noqa: F811
     import json
 
     from sqlalchemy import select
