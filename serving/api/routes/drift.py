@@ -12,7 +12,7 @@ from crm.errors import Forbidden
 from modelops import report
 from modelops.status import drift_state, pick_scope
 from serving.api.deps import CurrentPrincipal, SessionDep
-from serving.api.errors import COMMON_RESPONSES
+from serving.api.errors import COMMON_RESPONSES, ErrorBody
 from serving.api.routing import StrictQueryRoute
 
 router = APIRouter(route_class=StrictQueryRoute, prefix="/v1/drift", tags=["drift"], responses=COMMON_RESPONSES)
@@ -37,7 +37,15 @@ def drift(principal: CurrentPrincipal, session: SessionDep, scope: ScopeName = N
     return state
 
 
-@router.get("/view", response_class=HTMLResponse, summary="The drift page's body (HTML with inline SVG plots)")
+# An HTML route's other responses would be documented as HTML too; its errors are the usual JSON body.
+JSON_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": spec["description"],
+           "content": {"application/json": {"schema": ErrorBody.model_json_schema()}}}
+    for code, spec in COMMON_RESPONSES.items()}
+
+
+@router.get("/view", response_class=HTMLResponse, responses=JSON_ERRORS,
+            summary="The drift page's body (HTML with inline SVG plots)")
 def drift_view(principal: CurrentPrincipal, session: SessionDep, scope: ScopeName = None,
                days: Days = 60) -> HTMLResponse:
     """What ``/drift`` shows, rendered on the server."""
