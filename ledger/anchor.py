@@ -71,41 +71,32 @@ def anchor_dir() -> Path:
     return Path(s.ledger_anchor_dir) if s.ledger_anchor_dir else Path(s.data_dir) / "ledger-anchor"
 
 
+def _identity(engine: Engine) -> str:
+    """``database_identity``, once per engine (resolving a SQLite path costs a few syscalls per commit)."""
+    known = _identities.get(engine)
+    if known is None:
+        known = _identities[engine] = database_identity(engine)
+    return known
+
+
 def anchor_path(engine: Engine) -> Path:
     """The anchor file of ``engine``'s database."""
-    digest = hashlib.sha256(database_identity(engine).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(_identity(engine).encode()).hexdigest()[:16]
     return anchor_dir() / f"{digest}.json"
 
 
-def _signature(path: Path) -> tuple[int, int, int] | None:
-    """What identifies one version of a file (inode, size, mtime): a rewrite through ``os.replace`` changes it."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_size, st.st_mtime_ns
-
-
-# Per process, the key file's content and the anchor this process last read or wrote, each with the file's
-# signature: the advance after every ledger commit then reads neither file (it was ~40% of the anchor's cost).
-_key_cache: dict[Path, tuple[tuple[int, int, int], bytes]] = {}
-_anchor_cache: dict[Path, tuple[tuple[int, int, int], Anchor]] = {}
+_SLOT = 512  # one disk sector: a write of this size at offset 0 lands whole or not at all
+_identities: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+# Per process: the anchor file's bytes as this process last read or wrote them, and the anchor they hold,
+# so the advance after every ledger commit re-checks the MAC only when another process moved the anchor.
+_last_seen: dict[Path, tuple[bytes, Anchor]] = {}
 
 
 def _key() -> bytes:
     configured = get_settings().ledger_anchor_key
     if configured:
         return configured.encode()
-    path = anchor_dir() / "anchor.key"
-    signature = _signature(path)
-    cached = _key_cache.get(path)
-    if cached is not None and signature is not None and cached[0] == signature:
-        return cached[1]
-    key = _load_or_create_key(path)
-    signature = _signature(path)
-    if signature is not None:
-        _key_cache[path] = (signature, key)
-    return key
+    return _load_or_create_key(anchor_dir() / "anchor.key")
 
 
 def _load_or_create_key(path: Path) -> bytes:
@@ -134,66 +125,98 @@ def _mac(database: str, seq: int, head: str) -> str:
 def read_anchor(engine: Engine) -> Anchor | None:
     """The anchor of ``engine``'s database, None if there is none; ``AnchorError`` if it was altered.
 
-    Always read from the file and its MAC checked (``verify`` calls this); ``advance`` uses ``_current``.
+    Read under the shared lock, so a concurrent in-place write is never seen half done.
     """
-    path = anchor_path(engine)
+    with _locked(engine, shared=True):
+        return _parse(engine, _read_bytes(anchor_path(engine)))
+
+
+def _read_bytes(path: Path) -> bytes | None:
     try:
-        data: dict[str, Any] = json.loads(path.read_text())
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise AnchorError(f"the ledger anchor {path} is unreadable ({exc})") from None
+
+
+def _parse(engine: Engine, raw: bytes | None) -> Anchor | None:
+    path = anchor_path(engine)
+    if raw is None:
+        return None
+    try:
+        data: dict[str, Any] = json.loads(raw)
         anchor = Anchor(database=data["database"], seq=int(data["seq"]), hash=str(data["hash"]),
                         written_at=str(data.get("written_at", "")))
         mac = str(data["mac"])
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise AnchorError(f"the ledger anchor {path} is unreadable ({exc})") from None
-    if anchor.database != database_identity(engine) or not hmac.compare_digest(
+    if anchor.database != _identity(engine) or not hmac.compare_digest(
             mac, _mac(anchor.database, anchor.seq, anchor.hash)):
         raise AnchorError(f"the ledger anchor {path} does not carry a valid MAC (altered, or another key)")
     return anchor
 
 
 def _write(engine: Engine, seq: int, head: str) -> Anchor:
+    """Write the anchor (the caller holds the exclusive lock).
+
+    The file is one JSON document padded with spaces to one sector, rewritten in place: no new inode, rename
+    or directory update per commit. It is flushed to disk exactly as durably as the rows it names: with
+    ``fdatasync`` on PostgreSQL, whose commits are durable; not on SQLite, whose commits (WAL,
+    ``synchronous=NORMAL``) are not flushed either, so the anchor is never more durable than the chain's head.
+    """
     path = anchor_path(engine)
-    database = database_identity(engine)
+    database = _identity(engine)
     anchor = Anchor(database=database, seq=seq, hash=head, written_at=datetime.now(UTC).isoformat())
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    with tmp.open("w") as f:
-        json.dump({**anchor.__dict__, "mac": _mac(database, seq, head)}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    signature = _signature(path)
-    if signature is not None:
-        _anchor_cache[path] = (signature, anchor)
+    body = json.dumps({**anchor.__dict__, "mac": _mac(database, seq, head)}).encode()
+    data = body.ljust(_SLOT) if len(body) < _SLOT else body
+    durable = engine.url.get_backend_name() != "sqlite"
+    try:
+        in_place = len(data) == _SLOT and path.stat().st_size == _SLOT
+    except FileNotFoundError:
+        in_place = False
+    if in_place:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, data, 0)
+            if durable:
+                os.fdatasync(fd)
+        finally:
+            os.close(fd)
+    else:  # a new anchor, or one written by an older crmind: create it whole, then rename it into place
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    _last_seen[path] = (data, anchor)
     return anchor
 
 
 def _current(engine: Engine) -> Anchor | None:
-    """The anchor, as this process last read or wrote it while the file is unchanged (else read and checked).
-
-    A rewrite by another process goes through ``os.replace`` (a new inode), so it is never mistaken for ours.
-    """
+    """The anchor (the caller holds the lock): parsed and MAC-checked only when its bytes changed."""
     path = anchor_path(engine)
-    signature = _signature(path)
-    if signature is None:
-        _anchor_cache.pop(path, None)
+    raw = _read_bytes(path)
+    if raw is None:
+        _last_seen.pop(path, None)
         return None
-    cached = _anchor_cache.get(path)
-    if cached is not None and cached[0] == signature:
-        return cached[1]
-    anchor = read_anchor(engine)
+    seen = _last_seen.get(path)
+    if seen is not None and seen[0] == raw:
+        return seen[1]
+    anchor = _parse(engine, raw)
     if anchor is not None:
-        _anchor_cache[path] = (signature, anchor)
+        _last_seen[path] = (raw, anchor)
     return anchor
 
 
 @contextmanager
-def _locked(engine: Engine) -> Iterator[None]:
-    """One anchor writer at a time across processes (API workers, CLI, follower)."""
+def _locked(engine: Engine, *, shared: bool = False) -> Iterator[None]:
+    """One anchor writer at a time across processes (API workers, CLI, follower); readers share."""
     path = anchor_path(engine)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -230,8 +253,8 @@ def _head(engine: Engine, *, anchored: int | None = None) -> tuple[tuple[int, st
     """The committed head (seq, hash), and the hash now at the ``anchored`` seq: one query, both by primary key."""
     newest = select(func.max(Decision.seq)).scalar_subquery()
     wanted = Decision.seq == newest if anchored is None else or_(Decision.seq == newest, Decision.seq == anchored)
-    with Session(_reader(engine)) as s:
-        rows = {int(seq): str(h) for seq, h in s.execute(select(Decision.seq, Decision.hash).where(wanted))}
+    with _reader(engine).connect() as conn:  # Core, not a Session: this runs after every ledger commit
+        rows = {int(seq): str(h) for seq, h in conn.execute(select(Decision.seq, Decision.hash).where(wanted))}
     if not rows:
         return None, None
     top = max(rows)

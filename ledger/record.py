@@ -24,6 +24,7 @@ from ledger.models import Decision, DecisionRef
 GENESIS = "0" * 64
 _LOCK_KEY = 0x6C6564676572  # "ledger": serialises appends on PostgreSQL
 _LOCK_HELD = "crmind.ledger_lock_transaction"  # session.info: the transaction that holds the lock
+_LAST_APPENDED = "crmind.ledger_last_appended"  # session.info: (transaction, hash) of its last appended row
 _REPLAY_TS = "crmind.ledger_replay_ts"  # session.info: the time a replayed history stamps on its rows
 
 
@@ -144,16 +145,28 @@ def append(
         prev_hash=GENESIS,
         hash="",
     )
-    session.add(row)
-    # Insert first: on SQLite the insert takes the write lock, so every row with a lower seq is
-    # committed and the predecessor read below cannot change under us (PostgreSQL: advisory lock).
-    session.flush()
-    prev = session.scalar(
-        select(Decision.hash).where(Decision.seq < row.seq).order_by(Decision.seq.desc()).limit(1)
-    )
-    row.prev_hash = prev or GENESIS
-    row.hash = row_hash(row)
-    mark_appended(session, genesis=prev is None)
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    last = session.info.get(_LAST_APPENDED)
+    if last is not None and transaction is not None and last[0] is transaction and transaction.is_active:
+        # This transaction appended the row before, and still holds the write lock it took then: nobody
+        # else can append in between, so the predecessor is known and the row is inserted whole.
+        row.prev_hash = last[1]
+        row.hash = row_hash(row)
+        session.add(row)
+        session.flush()
+        mark_appended(session, genesis=False)
+    else:
+        session.add(row)
+        # Insert first: on SQLite the insert takes the write lock, so every row with a lower seq is
+        # committed and the predecessor read below cannot change under us (PostgreSQL: advisory lock).
+        session.flush()
+        prev = session.scalar(
+            select(Decision.hash).where(Decision.seq < row.seq).order_by(Decision.seq.desc()).limit(1)
+        )
+        row.prev_hash = prev or GENESIS
+        row.hash = row_hash(row)
+        mark_appended(session, genesis=prev is None)
+    session.info[_LAST_APPENDED] = (transaction, row.hash)
     all_refs = {r for r in refs} | {e for e in evidence if is_ref(e)}
     session.add_all(DecisionRef(decision_seq=row.seq, ref=r) for r in sorted(all_refs))
     session.flush()
