@@ -302,7 +302,9 @@ def mark_appended(session: Session, *, genesis: bool) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
-    if _PENDING not in session.info:
+    # A released savepoint fires this too, while its enclosing transaction is still open: the rows it
+    # appended are not committed yet, so the anchor waits for the outermost commit.
+    if _PENDING not in session.info or session.in_nested_transaction():
         return
     new_ledger = session.info.pop(_PENDING)
     bind = session.get_bind()

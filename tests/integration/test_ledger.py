@@ -210,3 +210,36 @@ def test_a_rolled_back_transaction_does_not_move_the_anchor(world: World) -> Non
         ledger.append(s, kind="note", actor="user:1", input_summary="never committed")
         raise RuntimeError("rolled back")
     assert _verify(world).anchored_seq == anchored
+
+
+def test_appends_around_savepoints_keep_the_chain(world: World) -> None:
+    """A transaction's later appends link to its own last row; one rolled back inside a savepoint is not it."""
+    with session_factory(world.engine)() as s, s.begin():
+        ledger.append(s, kind="note", actor="user:1", input_summary="first")
+        with pytest.raises(RuntimeError), s.begin_nested():
+            ledger.append(s, kind="note", actor="user:1", input_summary="rolled back with its savepoint")
+            raise RuntimeError("undo the savepoint")
+        ledger.append(s, kind="note", actor="user:1", input_summary="second")
+        with s.begin_nested():
+            ledger.append(s, kind="note", actor="user:1", input_summary="kept by a released savepoint")
+        ledger.append(s, kind="note", actor="user:1", input_summary="third")
+    result = _verify(world)
+    assert result.ok and result.anchored_seq == _last_seq(world)
+    with session_factory(world.engine)() as s:
+        notes = select(Decision).where(Decision.kind == "note").order_by(Decision.seq)
+        summaries = [d.input_summary for d in s.scalars(notes)]
+    assert summaries == ["first", "second", "kept by a released savepoint", "third"]
+
+
+def test_the_anchor_is_rewritten_in_place_and_a_torn_one_is_reported(world: World) -> None:
+    from ledger.anchor import anchor_path
+
+    _approve_one(world)
+    path = anchor_path(world.engine)
+    inode = path.stat().st_ino
+    _approve_one_more(world)
+    assert path.stat().st_ino == inode and path.stat().st_size == 512  # one sector, no rename per commit
+    assert _verify(world).anchored_seq == _last_seq(world)
+    path.write_bytes(path.read_bytes()[:100].ljust(512))  # a write that landed half
+    bad = _verify(world)
+    assert not bad.ok and "unreadable" in bad.reason
