@@ -129,6 +129,20 @@ def _refs_match(expected: str, cited: str) -> bool:
     return cited == expected or cited.startswith(f"chunk:{expected}#")
 
 
+_NUMBER = re.compile(r"[\d.,]+")
+
+
+def mentions(text: str, value: str) -> bool:
+    """Whether the answer states ``value``.
+
+    A number must stand as a whole number ("2" is not in "2026" or "12.5"); other values match as case-insensitive
+    text.
+    """
+    if _NUMBER.fullmatch(value):
+        return re.search(rf"(?<![\d.,]){re.escape(value)}(?!\d|[.,]\d)", text) is not None
+    return value.casefold() in text.casefold()
+
+
 def _digits(text: str) -> str:
     return re.sub(r"\D", "", text)
 
@@ -169,9 +183,8 @@ def grade(resolved: Resolved, events: list[Event], changes: list[dict[str, Any]]
         stray = [c for c in cited if c.split(":")[0] == ex.cite_only and c not in ex.cite_any]
         if stray:
             why.append(f"cited records outside the answer set: {stray}")
-    low = text.casefold()
     for options in ex.values:
-        if not any(o and o.casefold() in low for o in options):
+        if not any(o and mentions(text, o) for o in options):
             why.append(f"missing value: one of {options}")
     for bad in ex.forbid:
         leaked = _digits(bad) in _digits(text) if len(_digits(bad)) >= 6 else bad in text

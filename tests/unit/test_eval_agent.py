@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select
 
-from eval.agent.harness import Demo, build_template, report, resolve_all, run_suite, run_task, table
+from eval.agent.harness import Demo, build_template, mentions, report, resolve_all, run_suite, run_task, table
 from eval.agent.tasks import KINDS, Resolved, load_tasks, quick
 from ledger import Decision
 from tests.fixtures.fake_chat import block_real_models, scripted
@@ -102,6 +102,18 @@ def test_a_missing_citation_or_value_fails(resolved: dict[str, Resolved], demo: 
     wrong.oracle[-1] = {"say": f"No idea [{r.expect.cite_any[0]}]"}
     run = run_task(wrong, demo, _oracle(wrong), tmp_path, trial=0)
     assert not run.passed and any("missing value" in why for why in run.reasons)
+
+
+@pytest.mark.parametrize(("text", "value", "stated"), [
+    ("You have 2 deals in proposal.", "2", True),
+    ("共2个商机处于方案报价阶段", "2", True),
+    ("As of 2026-10-29 nothing is open.", "2", False),  # a digit inside a date is not the count
+    ("The total is 12.5 million.", "2", False),
+    ("The total is 12.5 million.", "12.5", True),
+    ("Stage: Negotiation", "negotiation", True),
+])
+def test_a_number_counts_only_as_a_whole_number(text: str, value: str, stated: bool) -> None:
+    assert mentions(text, value) is stated
 
 
 def test_a_wrong_end_state_fails(resolved: dict[str, Resolved], demo: Demo, tmp_path: Path) -> None:
