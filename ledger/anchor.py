@@ -127,8 +127,14 @@ def read_anchor(engine: Engine) -> Anchor | None:
 
     Read under the shared lock, so a concurrent in-place write is never seen half done.
     """
-    with _locked(engine, shared=True):
-        return _parse(engine, _read_bytes(anchor_path(engine)))
+    path = anchor_path(engine)
+    try:
+        lock = open(path.with_suffix(".lock"), "a")  # noqa: SIM115 (closed below, after the read)
+    except OSError:  # no anchor folder yet, or a read-only view of it (an auditor's): nothing writes there
+        return _parse(engine, _read_bytes(path))
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        return _parse(engine, _read_bytes(path))
 
 
 def _read_bytes(path: Path) -> bytes | None:
@@ -211,12 +217,12 @@ def _current(engine: Engine) -> Anchor | None:
 
 
 @contextmanager
-def _locked(engine: Engine, *, shared: bool = False) -> Iterator[None]:
-    """One anchor writer at a time across processes (API workers, CLI, follower); readers share."""
+def _locked(engine: Engine) -> Iterator[None]:
+    """One anchor writer at a time across processes (API workers, CLI, follower)."""
     path = anchor_path(engine)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
         finally:
