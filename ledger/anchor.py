@@ -96,10 +96,7 @@ def _key() -> bytes:
     configured = get_settings().ledger_anchor_key
     if configured:
         return configured.encode()
-    return _load_or_create_key(anchor_dir() / "anchor.key")
-
-
-def _load_or_create_key(path: Path) -> bytes:
+    path = anchor_dir() / "anchor.key"
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -131,10 +128,10 @@ def read_anchor(engine: Engine) -> Anchor | None:
     try:
         lock = open(path.with_suffix(".lock"), "a")  # noqa: SIM115 (closed below, after the read)
     except OSError:  # no anchor folder yet, or a read-only view of it (an auditor's): nothing writes there
-        return _parse(engine, _read_bytes(path))
+        return _parse(engine, path, _read_bytes(path))
     with lock:
         fcntl.flock(lock, fcntl.LOCK_SH)
-        return _parse(engine, _read_bytes(path))
+        return _parse(engine, path, _read_bytes(path))
 
 
 def _read_bytes(path: Path) -> bytes | None:
@@ -146,8 +143,7 @@ def _read_bytes(path: Path) -> bytes | None:
         raise AnchorError(f"the ledger anchor {path} is unreadable ({exc})") from None
 
 
-def _parse(engine: Engine, raw: bytes | None) -> Anchor | None:
-    path = anchor_path(engine)
+def _parse(engine: Engine, path: Path, raw: bytes | None) -> Anchor | None:
     if raw is None:
         return None
     try:
@@ -210,7 +206,7 @@ def _current(engine: Engine) -> Anchor | None:
     seen = _last_seen.get(path)
     if seen is not None and seen[0] == raw:
         return seen[1]
-    anchor = _parse(engine, raw)
+    anchor = _parse(engine, path, raw)
     if anchor is not None:
         _last_seen[path] = (raw, anchor)
     return anchor
