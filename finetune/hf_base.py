@@ -16,10 +16,16 @@ def build_hf_base(base: str, out_dir: Path) -> Path:
     """
     if (out_dir / "config.json").exists() and any(out_dir.glob("*.safetensors")):
         return _drop_gguf_quantization(out_dir)
+    return hf_from_gguf(get_base(base).gguf_path(), out_dir)
+
+
+def hf_from_gguf(gguf: Path, out_dir: Path) -> Path:
+    """Dequantise the GGUF file ``gguf`` into ``out_dir``; skipped if already there (no crmind package needed)."""
+    if (out_dir / "config.json").exists() and any(out_dir.glob("*.safetensors")):
+        return _drop_gguf_quantization(out_dir)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = get_base(base).gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)  # type: ignore[no-untyped-call]

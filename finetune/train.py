@@ -4,6 +4,10 @@ Seeded (data order, LoRA init, dropout) and resumable: checkpoints go to ``<run>
 ``train.save_steps`` steps, and running the same config again continues from the newest one. The resolved config,
 the loss curve (JSON and SVG) and the speed (seconds per step, tokens per second) are written beside the adapter,
 and the run is a ``finetune_run`` ledger row. Registering and evaluating the adapter is ``modelops.retrain``.
+
+A run is three steps, ``prepare`` -> ``finetune.fit.fit`` -> ``finish``, so the middle one can run on a GPU
+machine that has neither the CRM nor crmind's serving stack (``crmind finetune prepare``, then
+``python -m finetune.fit`` there, then ``crmind finetune import`` here).
 """
 
 from __future__ import annotations
@@ -11,18 +15,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from config.settings import get_settings
-from finetune.batches import Group, Tokenised, collate, group, tokenise
-from finetune.config import FinetuneConfig, dump_config
+from finetune.batches import Tokenised, group, tokenise
+from finetune.config import FinetuneConfig, dump_config, load_config
 from finetune.errors import FinetuneError
+from finetune.fit import FitResult, Prepared, fit
 from finetune.render import chat_template, render
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,7 @@ class TrainResult:
     validation_loss_before: float | None
     validation_loss_after: float | None
     device: str
+    """"cpu", or the GPU's name."""
     resumed_from: str | None
 
     def to_json(self) -> dict[str, Any]:
@@ -122,12 +126,6 @@ def tokenised_sets(examples: list[dict[str, Any]], tokenizer: Any, template: str
     return train_rows, validation_rows, too_long
 
 
-def _last_checkpoint(folder: Path) -> Path | None:
-    """The newest ``checkpoint-N`` folder, if a run was interrupted."""
-    found = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1]))
-    return found[-1] if found else None
-
-
 def _check_same_config(folder: Path, resolved: str) -> None:
     """Resuming with a different config would mix two runs: refuse and say how to start fresh."""
     saved = folder / "config.yaml"
@@ -136,37 +134,14 @@ def _check_same_config(folder: Path, resolved: str) -> None:
                             f"(name=...) or output_dir, or delete the folder to start over.")
 
 
-def _loss_plot(history: list[dict[str, Any]], path: Path) -> None:
-    """The training loss per step as an SVG (matplotlib, no display)."""
-    import matplotlib
+def prepare(config: FinetuneConfig, *, say: Callable[[str], None] = log.info) -> tuple[Path, Path]:
+    """Write a run folder ready to train: the resolved config and the prefix-sharing groups (``finetune.fit``).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    points = [(h["step"], h["loss"]) for h in history if "loss" in h and "step" in h]
-    fig, ax = plt.subplots(figsize=(6, 3))
-    if points:
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker=".")
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, format="svg")
-    plt.close(fig)
-
-
-def train(config: FinetuneConfig, *, progress: bool = True, say: Callable[[str], None] = log.info) -> TrainResult:
-    """Run the fine-tuning ``config`` describes; see the module docstring."""
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
-    from trl import SFTConfig
+    Returns the folder and the HF-format base its tokenizer came from.
+    """
+    from transformers import AutoTokenizer, set_seed
 
     from finetune.hf_base import build_hf_base
-    from finetune.lora_gguf import convert_peft_to_gguf
-    from finetune.trainer import PrefixSharedSFTTrainer, validation_loss
-    from inference.bases import get_base
 
     name = run_name(config)
     folder = run_dir(config, name)
@@ -177,91 +152,58 @@ def train(config: FinetuneConfig, *, progress: bool = True, say: Callable[[str],
     say(f"fine-tuning {name} on {config.base}; resolved config:\n{resolved}")
 
     set_seed(config.seed)
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    settings = get_settings()
     hf_dir = Path(config.model_dir) if config.model_dir else build_hf_base(
-        config.base, settings.data_dir / "models" / "hf" / config.base)
+        config.base, get_settings().data_dir / "models" / "hf" / config.base)
     tokenizer = AutoTokenizer.from_pretrained(hf_dir)
     template = chat_template(config.base, tokenizer)
     examples, dataset = load_examples(config, folder)
     train_rows, validation_rows, too_long = tokenised_sets(examples, tokenizer, template, config)
     groups = group(train_rows, batch_size=config.train.batch_size, seed=config.seed)
     held_groups = group(validation_rows, batch_size=config.train.batch_size, seed=config.seed)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    Prepared(train=[g.as_row() for g in groups], validation=[g.as_row() for g in held_groups], pad_id=pad_id,
+             dataset=str(dataset), examples=len(train_rows), validation_examples=len(validation_rows),
+             dropped_too_long=too_long).save(folder)
     say(f"{len(train_rows)} training examples in {len(groups)} prefix-sharing groups, "
         f"{len(validation_rows)} held out, {too_long} longer than {config.train.max_seq_len} tokens dropped")
+    return folder, hf_dir
 
-    cuda = torch.cuda.is_available()
-    model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.bfloat16 if cuda else torch.float32)
-    model = get_peft_model(model, LoraConfig(
-        r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
-        target_modules=config.lora.target_modules, bias="none", task_type="CAUSAL_LM"))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    collator = partial(collate, pad_id=pad_id)
-    held = [g.as_row() for g in held_groups]
-    if cuda:
-        model = model.to("cuda")
-    before = validation_loss(model, held, collator)
 
-    args = SFTConfig(
-        output_dir=str(folder / "checkpoints"), seed=config.seed, data_seed=config.seed,
-        num_train_epochs=config.train.epochs, max_steps=config.train.max_steps,
-        per_device_train_batch_size=1, gradient_accumulation_steps=config.train.grad_accum,
-        learning_rate=config.train.learning_rate, lr_scheduler_type=config.train.scheduler,
-        warmup_steps=config.train.warmup_ratio, logging_steps=config.train.logging_steps,
-        save_steps=config.train.save_steps, save_total_limit=2, report_to=[], disable_tqdm=not progress,
-        remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True},
-        dataloader_num_workers=0, bf16=cuda, use_cpu=not cuda,
-        # The prefix-shared step runs the tails on a key/value cache, which gradient checkpointing switches off.
-        gradient_checkpointing=False,
-    )
-    trainer = PrefixSharedSFTTrainer(model=model, args=args, prefix_gradient=config.train.prefix_gradient,
-                                     prefix_refresh_steps=config.train.prefix_refresh_steps,
-                                     processing_class=tokenizer, data_collator=collator,
-                                     train_dataset=Dataset.from_list([g.as_row() for g in groups]))
-    resume = _last_checkpoint(folder / "checkpoints")
-    if resume is not None:
-        say(f"resuming from {resume}")
-    started = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    seconds = time.perf_counter() - started
-    after = validation_loss(model, held, collator)
+def finish(folder: Path) -> TrainResult:
+    """After ``fit``: the GGUF-LoRA, ``metrics.json`` and the ``finetune_run`` ledger row.
 
+    ``folder`` may have been trained on another machine; its ``fit.json`` and ``adapter/`` are all it needs.
+    """
+    from finetune.lora_gguf import convert_peft_to_gguf
+    from inference.bases import get_base
+
+    config = load_config(folder / "config.yaml")
+    fitted, prepared = FitResult.load(folder), Prepared.load(folder)
     adapter_dir = folder / "adapter"
-    model.save_pretrained(adapter_dir)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise FinetuneError(f"{folder} has no trained adapter (adapter/adapter_config.json).")
     gguf_path = (convert_peft_to_gguf(adapter_dir, folder / "adapter.gguf", base_gguf=get_base(config.base).gguf_path())
                  if config.export_gguf else None)
-    history = trainer.state.log_history
-    (folder / "loss.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
-    _loss_plot(history, folder / "loss.svg")
-    result = _result(config, name, folder, adapter_dir, gguf_path, dataset, groups, train_rows, validation_rows,
-                     too_long, output.global_step, seconds, history, before, after, cuda, resume, trainer)
+    assert config.name is not None  # prepare() writes the resolved name
+    result = TrainResult(
+        name=config.name, base=config.base, run_dir=str(folder), adapter_dir=str(adapter_dir),
+        gguf_path=str(gguf_path) if gguf_path else None, dataset=prepared.dataset, examples=prepared.examples,
+        validation_examples=prepared.validation_examples, dropped_too_long=prepared.dropped_too_long,
+        steps=fitted.steps, train_seconds=fitted.train_seconds, seconds_per_step=fitted.seconds_per_step,
+        tokens_per_second=fitted.tokens_per_second, example_tokens_per_second=fitted.example_tokens_per_second,
+        loss_first=fitted.loss_first, loss_last=fitted.loss_last,
+        validation_loss_before=fitted.validation_loss_before, validation_loss_after=fitted.validation_loss_after,
+        device=fitted.device, resumed_from=fitted.resumed_from)
     (folder / "metrics.json").write_text(json.dumps(result.to_json(), indent=2), encoding="utf-8")
     _record(result)
     return result
 
 
-def _result(config: FinetuneConfig, name: str, folder: Path, adapter_dir: Path, gguf_path: Path | None, dataset: Path,
-            groups: list[Group], train_rows: list[Tokenised], validation_rows: list[Tokenised], too_long: int,
-            steps: int, seconds: float, history: list[dict[str, Any]], before: float | None, after: float | None,
-            cuda: bool, resume: Path | None, trainer: Any) -> TrainResult:
-    # Steps run in this process (a resumed run only counts the ones it ran itself).
-    ran = max(steps - (int(resume.name.rsplit("-", 1)[-1]) if resume else 0), 1)
-    per_group = sum(g.tokens for g in groups) / len(groups)
-    per_group_unshared = sum(g.unshared_tokens for g in groups) / len(groups)
-    groups_run = ran * config.train.grad_accum
-    losses = [h["loss"] for h in history if "loss" in h]
-    return TrainResult(
-        name=name, base=config.base, run_dir=str(folder), adapter_dir=str(adapter_dir),
-        gguf_path=str(gguf_path) if gguf_path else None,
-        dataset=str(dataset), examples=len(train_rows), validation_examples=len(validation_rows),
-        dropped_too_long=too_long, steps=steps, train_seconds=round(seconds, 1),
-        seconds_per_step=round(seconds / ran, 3), tokens_per_second=round(per_group * groups_run / seconds, 1),
-        example_tokens_per_second=round(per_group_unshared * groups_run / seconds, 1),
-        loss_first=losses[0] if losses else None, loss_last=losses[-1] if losses else None,
-        validation_loss_before=before, validation_loss_after=after,
-        device="cuda" if cuda else "cpu", resumed_from=str(resume) if resume else None,
-    )
+def train(config: FinetuneConfig, *, progress: bool = True, say: Callable[[str], None] = log.info) -> TrainResult:
+    """Prepare, fit and finish in this process; see the module docstring and ``finetune.fit``."""
+    folder, hf_dir = prepare(config, say=say)
+    fit(load_config(folder / "config.yaml"), folder, hf_dir, Prepared.load(folder), progress=progress, say=say)
+    return finish(folder)
 
 
 def _record(result: TrainResult) -> None:

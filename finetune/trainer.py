@@ -15,11 +15,28 @@ cache, repeats the cache across the group, and runs the right-padded tails on to
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
 
 from trl import SFTTrainer
 
 from finetune.batches import IGNORE
+
+
+@functools.cache
+def _cache_keyword(forward: Any) -> str:
+    """The forward's key/value cache argument: ``cache`` from transformers 5.2x, ``past_key_values`` before.
+
+    A GPU image may carry an older transformers than the pinned one; an unknown keyword would be swallowed by
+    ``**kwargs`` and the tails would silently run without their prefix, so the name is read off the signature.
+    """
+    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
+
+
+def _forward_kwarg(model: Any) -> str:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return _cache_keyword(type(base).forward)
 
 
 def _prefix(model: Any, prefix: Any, *, grad: bool) -> tuple[Any, Any]:
@@ -51,7 +68,8 @@ def group_loss(model: Any, batch: dict[str, Any], *, prefix_state: tuple[Any, An
         cache = DynamicCache([(k.expand(size, -1, -1, -1), v.expand(size, -1, -1, -1)) for k, v in layers],
                              config=config)
         attention = torch.cat([torch.ones(size, prefix.shape[1], dtype=mask.dtype, device=mask.device), mask], 1)
-        tail_logits = model(input_ids=tails, attention_mask=attention, cache=cache, use_cache=True).logits
+        tail_logits = model(input_ids=tails, attention_mask=attention, use_cache=True,
+                            **{_forward_kwarg(model): cache}).logits
         # Position t of a tail is predicted from position t-1; the first from the prefix's last position.
         logits = torch.cat([last.expand(size, 1, -1), tail_logits[:, :-1, :]], dim=1)
         targets = labels

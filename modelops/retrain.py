@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune.config import load_config
-from finetune.train import TrainResult, train
+from finetune.train import TrainResult, finish, train
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,21 @@ def retrain(*, reason: str, base: str | None = None, config: str | Path | None =
     """Fine-tune, register as challenger at ``share``, evaluate (``suites=None`` or empty skips the eval)."""
     cfg = load_config(config, [*overrides, *([f"base={base}"] if base else [])])
     trained = train(cfg, progress=progress, say=echo)
+    return _adopt(trained, reason=reason, share=share, suites=suites, quick=quick, limit=limit, actor=actor, echo=echo)
+
+
+def import_run(folder: Path, *, share: float = 0.2, suites: Sequence[str] | None = DEFAULT_SUITES,
+               quick: bool = True, limit: int | None = None, actor: str = "modelops",
+               echo: Callable[[str], None] = log.info) -> RetrainResult:
+    """Adopt a run trained elsewhere (``python -m finetune.fit`` on a GPU box): finish it, register, evaluate."""
+    trained = finish(folder)
+    return _adopt(trained, reason=f"trained on {trained.device}, imported from {folder}", share=share,
+                  suites=suites, quick=quick, limit=limit, actor=actor, echo=echo)
+
+
+def _adopt(trained: TrainResult, *, reason: str, share: float, suites: Sequence[str] | None, quick: bool,
+           limit: int | None, actor: str, echo: Callable[[str], None]) -> RetrainResult:
+    """Register ``trained`` as its base's challenger at ``share`` and attach its eval report."""
     echo(f"trained {trained.name}: {trained.steps} steps, {trained.seconds_per_step} s/step, "
          f"{trained.tokens_per_second} tokens/s; validation loss {trained.validation_loss_before} -> "
          f"{trained.validation_loss_after}")

@@ -1,4 +1,6 @@
-"""``crmind finetune ...``: build training data (``data``), fine-tune and register a challenger (``train``).
+"""``crmind finetune ...``: training data (``data``), fine-tuning a registered challenger (``train``).
+
+A run also splits across machines: ``prepare`` here, ``python -m finetune.fit`` on a GPU box, ``import`` back.
 
 Example: ``crmind finetune data [--out DIR] [--seed N] [--n N] [--no-ledger]``.
 """
@@ -6,11 +8,14 @@ Example: ``crmind finetune data [--out DIR] [--seed N] [--n N] [--no-ledger]``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from serving.cli.common import fail
+
+if TYPE_CHECKING:
+    from modelops.retrain import RetrainResult
 
 app = typer.Typer(help="Fine-tune the vertical model: training data, training, adapters.", no_args_is_help=True)
 
@@ -69,6 +74,61 @@ def train(
     except FinetuneError as exc:
         fail(exc.message)
         return
+    _report(result)
+
+
+@app.command("prepare", context_settings={"allow_extra_args": False})
+def prepare(
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides of the config")] = None,
+    config: Annotated[Path | None, typer.Option(help="The YAML config (default: finetune/configs/smollm2-cpu.yaml)")
+                      ] = None,
+) -> None:
+    """Prepare a run to train on another machine (a GPU box): the config and the tokenised groups, in one folder."""
+    from finetune.config import load_config
+    from finetune.errors import FinetuneError
+    from finetune.train import prepare as prepare_run
+    from inference.bases import get_base
+
+    try:
+        cfg = load_config(config, overrides or [])
+        folder, _ = prepare_run(cfg, say=typer.echo)
+        gguf = get_base(cfg.base).gguf_path()
+    except FinetuneError as exc:
+        fail(exc.message)
+        return
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    typer.echo(f"prepared:   {folder} ({size / 1e6:.1f} MB)")
+    typer.echo(f"train it:   copy it and {gguf} to the training machine (torch, transformers, peft, trl,\n"
+               f"            datasets, pydantic-settings and this checkout); there run\n"
+               f"            python -m finetune.fit <run> --gguf <base.gguf>")
+    typer.echo(f"then:       copy the folder back and run `crmind finetune import {folder}`")
+
+
+@app.command("import")
+def import_(
+    run: Annotated[Path, typer.Argument(help="A run folder trained by `python -m finetune.fit`")],
+    share: Annotated[float, typer.Option(min=0.0, max=1.0, help="The challenger's share of conversations")] = 0.2,
+    suites: Annotated[str, typer.Option(help="Eval suites to attach (comma-separated); '' skips the eval")
+                      ] = "tools,agent,rules,bfcl,safety",
+    quick: Annotated[bool, typer.Option("--quick/--full", help="The quick slice of each suite, or all of it")
+                     ] = True,
+    limit: Annotated[int | None, typer.Option(help="At most this many items per suite")] = None,
+) -> None:
+    """Adopt a run trained elsewhere: GGUF-LoRA, ledger row, challenger, eval report."""
+    from finetune.errors import FinetuneError
+    from modelops.retrain import import_run
+
+    chosen = [s.strip() for s in suites.split(",") if s.strip()]
+    try:
+        result = import_run(run.resolve(), share=share, suites=chosen, quick=quick, limit=limit, actor="cli",
+                            echo=typer.echo)
+    except FinetuneError as exc:
+        fail(exc.message)
+        return
+    _report(result)
+
+
+def _report(result: RetrainResult) -> None:
     trained = result.train
     typer.echo(f"adapter:    {trained['adapter_dir']} (peft) and {trained['gguf_path'] or 'no GGUF'} (GGUF-LoRA)")
     typer.echo(f"speed:      {trained['seconds_per_step']} s/step, {trained['tokens_per_second']} tokens/s run, "

@@ -171,3 +171,58 @@ def test_train_writes_an_adapter_metrics_and_a_ledger_row_and_resumes(
     # The same folder with another config is refused rather than mixed.
     with pytest.raises(Exception, match="another config"):
         train(load_config(None, [*overrides[:-1], "lora.target_modules=[q_proj]"]), progress=False)
+
+
+def test_a_run_prepared_here_trains_elsewhere_and_is_imported_back(
+        tiny_model_dir: Path, tmp_path: Path, sqlite_engine: object) -> None:  # noqa: F811
+    """prepare -> ``python -m finetune.fit`` in a child with no crmind settings or database -> finish."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from finetune.errors import FinetuneError
+    from finetune.train import finish, prepare
+    from ledger.models import Decision
+
+    data = tmp_path / "set"
+    data.mkdir()
+    (data / "train.jsonl").write_text("\n".join(json.dumps(e, ensure_ascii=False) for e in _examples(9)))
+    overrides = [f"model_dir={tiny_model_dir}", f"data.dataset={data}", "export_gguf=false", "name=tiny-remote",
+                 f"output_dir={tmp_path / 'run'}", "train.max_steps=2", "train.batch_size=3",
+                 "train.logging_steps=1", "lora.target_modules=[q_proj, v_proj]", "data.validation_share=0.3"]
+    folder, _ = prepare(load_config(None, overrides))
+    assert (folder / "prepared.json.gz").is_file() and not (folder / "adapter").exists()
+    with pytest.raises(FinetuneError, match="prepared but not trained"):
+        finish(folder)
+
+    # The training machine: only the run folder and the base; no database, no data dir of crmind's.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRMIND_")}
+    env["CRMIND_DATA_DIR"] = str(tmp_path / "elsewhere")
+    proc = subprocess.run([sys.executable, "-m", "finetune.fit", str(folder), "--model-dir", str(tiny_model_dir),
+                           "--no-progress"], env=env, capture_output=True, text=True, check=False,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    fitted = json.loads((folder / "fit.json").read_text())
+    assert f"\"steps\": {fitted['steps']}" in proc.stdout  # the result is also printed
+    assert fitted["steps"] == 2 and fitted["device"] == "cpu" and fitted["validation_loss_after"] is not None
+    assert not (tmp_path / "elsewhere").exists()  # it wrote nothing outside the run folder
+
+    result = finish(folder)
+    assert result.name == "tiny-remote" and result.steps == 2 and result.examples + result.validation_examples == 9
+    assert json.loads((folder / "metrics.json").read_text())["loss_last"] == fitted["loss_last"]
+    with Session(sqlite_engine) as session:  # type: ignore[arg-type]
+        row = session.scalar(select(Decision).where(Decision.model_id == "tiny-remote"))
+    assert row is not None and row.kind == "finetune_run"
+
+
+def test_fit_names_a_missing_or_corrupt_run(tmp_path: Path) -> None:
+    from finetune.fit import main
+
+    assert main([str(tmp_path), "--model-dir", str(tmp_path)]) == 2  # no config.yaml
+    (tmp_path / "config.yaml").write_text("base: smollm2\n")
+    (tmp_path / "prepared.json.gz").write_bytes(b"not gzip")
+    assert main([str(tmp_path), "--model-dir", str(tmp_path)]) == 2
