@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from inference.registry_models import Deployment
+from inference.registry_models import Deployment, RegisteredModel
 from ledger.models import Decision
 from modelops import retrain as retrain_module
 from tests.fixtures.tiny_llama import (
@@ -63,3 +63,30 @@ def test_the_retrain_job_takes_the_monitors_payload(monkeypatch: pytest.MonkeyPa
     assert seen["suites"] == ["tools"] and "next_step" in str(seen["reason"]) and seen["progress"] is False
     with pytest.raises(ValueError, match="unknown retrain job fields: colour"):
         retrain_module.retrain_job({"colour": "red"})
+
+
+def test_a_run_trained_elsewhere_is_imported_as_challenger(tiny_model_dir: Path, dataset: Path,  # noqa: F811
+                                                           tmp_path: Path, sqlite_engine: Engine) -> None:
+    from typer.testing import CliRunner
+
+    from finetune.config import load_config
+    from finetune.fit import Prepared, fit
+    from finetune.train import prepare
+    from serving.cli import app
+
+    folder, hf_dir = prepare(load_config(None, [*_overrides(tiny_model_dir, dataset, tmp_path / "r"),
+                                                "name=smollm2-crm-away"]))
+    not_trained = CliRunner().invoke(app, ["finetune", "import", str(folder), "--suites", ""])
+    assert not_trained.exit_code != 0 and "prepared but not trained" in not_trained.output
+
+    fit(load_config(folder / "config.yaml"), folder, hf_dir, Prepared.load(folder), progress=False)
+    out = CliRunner().invoke(app, ["finetune", "import", str(folder), "--suites", "", "--share", "0.25"])
+    assert out.exit_code == 0, out.output
+    assert "challenger: smollm2-crm-away on smollm2 at 25%" in out.output
+    with Session(sqlite_engine) as session:
+        dep = session.get(Deployment, "smollm2")
+        registered = session.scalar(select(RegisteredModel).where(RegisteredModel.name == "smollm2-crm-away"))
+        kinds = {d.kind for d in session.scalars(select(Decision).where(Decision.model_id == "smollm2-crm-away"))}
+    assert dep is not None and (dep.challenger, dep.challenger_share) == ("smollm2-crm-away", 0.25)
+    assert registered is not None and registered.notes.startswith("trained on cpu, imported from")
+    assert {"finetune_run", "model_register", "promotion"} <= kinds
