@@ -185,15 +185,11 @@ def finish(folder: Path) -> TrainResult:
     gguf_path = (convert_peft_to_gguf(adapter_dir, folder / "adapter.gguf", base_gguf=get_base(config.base).gguf_path())
                  if config.export_gguf else None)
     assert config.name is not None  # prepare() writes the resolved name
+    fit_fields = {k: v for k, v in asdict(fitted).items() if k not in ("adapter_dir", "steps_run")}
     result = TrainResult(
         name=config.name, base=config.base, run_dir=str(folder), adapter_dir=str(adapter_dir),
         gguf_path=str(gguf_path) if gguf_path else None, dataset=prepared.dataset, examples=prepared.examples,
-        validation_examples=prepared.validation_examples, dropped_too_long=prepared.dropped_too_long,
-        steps=fitted.steps, train_seconds=fitted.train_seconds, seconds_per_step=fitted.seconds_per_step,
-        tokens_per_second=fitted.tokens_per_second, example_tokens_per_second=fitted.example_tokens_per_second,
-        loss_first=fitted.loss_first, loss_last=fitted.loss_last,
-        validation_loss_before=fitted.validation_loss_before, validation_loss_after=fitted.validation_loss_after,
-        device=fitted.device, resumed_from=fitted.resumed_from)
+        validation_examples=prepared.validation_examples, dropped_too_long=prepared.dropped_too_long, **fit_fields)
     (folder / "metrics.json").write_text(json.dumps(result.to_json(), indent=2), encoding="utf-8")
     _record(result)
     return result

@@ -50,27 +50,36 @@ def data(
     typer.echo(manifest.summary())
 
 
+# The challenger and its eval report: the same options for a run trained here (train) or elsewhere (import).
+Share = Annotated[float, typer.Option(min=0.0, max=1.0, help="The challenger's share of conversations")]
+Suites = Annotated[str, typer.Option(help="Eval suites to attach (comma-separated); '' skips the eval")]
+Quick = Annotated[bool, typer.Option("--quick/--full", help="The quick slice of each suite, or all of it")]
+Limit = Annotated[int | None, typer.Option(help="At most this many items per suite")]
+DEFAULT_SUITES = "tools,agent,rules,bfcl,safety"
+
+
+def _suites(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
 @app.command("train", context_settings={"allow_extra_args": False})
 def train(
     overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides of the config, e.g. "
                                                                "train.max_steps=40 lora.r=16")] = None,
     config: Annotated[Path | None, typer.Option(help="The YAML config (default: finetune/configs/smollm2-cpu.yaml)")
                       ] = None,
-    share: Annotated[float, typer.Option(min=0.0, max=1.0, help="The challenger's share of conversations")] = 0.2,
-    suites: Annotated[str, typer.Option(help="Eval suites to attach (comma-separated); '' skips the eval")
-                      ] = "tools,agent,rules,bfcl,safety",
-    quick: Annotated[bool, typer.Option("--quick/--full", help="The quick slice of each suite, or all of it")
-                     ] = True,
-    limit: Annotated[int | None, typer.Option(help="At most this many items per suite")] = None,
+    share: Share = 0.2,
+    suites: Suites = DEFAULT_SUITES,
+    quick: Quick = True,
+    limit: Limit = None,
 ) -> None:
     """Fine-tune a LoRA adapter, register it as its base's challenger, and attach its eval report."""
     from finetune.errors import FinetuneError
     from modelops.retrain import retrain
 
-    chosen = [s.strip() for s in suites.split(",") if s.strip()]
     try:
         result = retrain(reason="crmind finetune train", config=config, overrides=overrides or [], share=share,
-                         suites=chosen, quick=quick, limit=limit, actor="cli", echo=typer.echo)
+                         suites=_suites(suites), quick=quick, limit=limit, actor="cli", echo=typer.echo)
     except FinetuneError as exc:
         fail(exc.message)
         return
@@ -107,20 +116,17 @@ def prepare(
 @app.command("import")
 def import_(
     run: Annotated[Path, typer.Argument(help="A run folder trained by `python -m finetune.fit`")],
-    share: Annotated[float, typer.Option(min=0.0, max=1.0, help="The challenger's share of conversations")] = 0.2,
-    suites: Annotated[str, typer.Option(help="Eval suites to attach (comma-separated); '' skips the eval")
-                      ] = "tools,agent,rules,bfcl,safety",
-    quick: Annotated[bool, typer.Option("--quick/--full", help="The quick slice of each suite, or all of it")
-                     ] = True,
-    limit: Annotated[int | None, typer.Option(help="At most this many items per suite")] = None,
+    share: Share = 0.2,
+    suites: Suites = DEFAULT_SUITES,
+    quick: Quick = True,
+    limit: Limit = None,
 ) -> None:
     """Adopt a run trained elsewhere: GGUF-LoRA, ledger row, challenger, eval report."""
     from finetune.errors import FinetuneError
     from modelops.retrain import import_run
 
-    chosen = [s.strip() for s in suites.split(",") if s.strip()]
     try:
-        result = import_run(run.resolve(), share=share, suites=chosen, quick=quick, limit=limit, actor="cli",
+        result = import_run(run.resolve(), share=share, suites=_suites(suites), quick=quick, limit=limit, actor="cli",
                             echo=typer.echo)
     except FinetuneError as exc:
         fail(exc.message)
