@@ -227,13 +227,6 @@ def fit(config: FinetuneConfig, folder: Path, hf_dir: Path, prepared: Prepared, 
     return result
 
 
-def base_from_gguf(gguf: Path, out_dir: Path) -> Path:
-    """An HF-format copy of a GGUF base, for a training machine without crmind's model packages."""
-    from finetune.hf_base import hf_from_gguf
-
-    return hf_from_gguf(gguf, out_dir)
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m finetune.fit RUN (--model-dir DIR | --gguf FILE)``: train a prepared run."""
     parser = argparse.ArgumentParser(prog="python -m finetune.fit", description=__doc__.split("\n\n")[0])
@@ -247,7 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.run / "config.yaml")
         prepared = Prepared.load(args.run)
-        hf_dir = args.model_dir or base_from_gguf(args.gguf, args.run / "base-hf")
+        if args.model_dir:
+            hf_dir = args.model_dir
+        else:
+            from finetune.hf_base import hf_from_gguf
+
+            hf_dir = hf_from_gguf(args.gguf, args.run / "base-hf")
         result = fit(config, args.run, hf_dir, prepared, progress=not args.no_progress, say=log.info)
     except FinetuneError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
