@@ -1,12 +1,15 @@
 """Retrieval benchmarks: ingestion vs plain ``SentenceTransformer.encode``, and filtered hybrid query latency.
 
     PYTHONPATH=. HF_HUB_OFFLINE=1 python -m benchmarks.retrieval ingest --db sqlite:///data/crm.db --n 1000
-    PYTHONPATH=. python -m benchmarks.retrieval query --sizes 100000,1000000 --local-sample 20000
+    PYTHONPATH=. python -m benchmarks.retrieval query --sizes 100000,1000000 --local-sample 20000 \
+        [--tunings default,before]
     PYTHONPATH=. HF_HUB_OFFLINE=1 python -m benchmarks.retrieval coldstart --db sqlite:///data/crm.db [--baseline]
 
 Query latency runs on synthetic clustered 384-d vectors (uniform random vectors give HNSW poor recall)
 with synthetic Zipf-distributed sparse terms and CRM-like payloads; the filter is a rep's permission filter
-(own records or one team out of eight) plus an object type.
+(own records or one team out of eight) plus an object type. Each tuning (``tunings()``) builds its own shard from
+the same points and answers the same queries: ``default`` is the store's, ``before`` the float-vector HNSW
+configuration it replaced (the same-run baseline).
 """
 
 from __future__ import annotations
@@ -202,7 +205,12 @@ def run_queries(store: Any, queries: np.ndarray, qsparse: list[Any], conds: list
     return lat, ids
 
 
-def reopen(path: Path, queries: np.ndarray, qsparse: list[Any], conds: list[Any]) -> dict[str, float]:
+def tunings() -> dict[str, Any]:
+    from retrieval.store import DEFAULT_TUNING, EdgeTuning
+    return {"default": DEFAULT_TUNING, "before": EdgeTuning(quantize=False, full_scan_kb=30_000)}
+
+
+def reopen(path: Path, tuning: str, queries: np.ndarray, qsparse: list[Any], conds: list[Any]) -> dict[str, float]:
     """Open the built shard in a fresh process (as a restarted server would) and query it there.
 
     Its RSS is the engine's own memory, without this process's copy of the synthetic data.
@@ -214,13 +222,13 @@ def reopen(path: Path, queries: np.ndarray, qsparse: list[Any], conds: list[Any]
 
     job = path.parent / "queries.pkl"
     job.write_bytes(pickle.dumps((queries, qsparse, conds)))
-    out = subprocess.run([sys.executable, "-m", "benchmarks.retrieval", "serve-check", str(path), str(job)],
+    out = subprocess.run([sys.executable, "-m", "benchmarks.retrieval", "serve-check", str(path), str(job), tuning],
                          check=True, capture_output=True, text=True)
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
 
-def serve_check(path: Path, job: Path) -> None:
+def serve_check(path: Path, job: Path, tuning: str) -> None:
     """Child of ``reopen``: open, warm up, query, print JSON."""
     import json
     import pickle
@@ -229,7 +237,7 @@ def serve_check(path: Path, job: Path) -> None:
 
     queries, qsparse, conds = pickle.loads(job.read_bytes())
     t0 = time.perf_counter()
-    store = EdgeStore(path, DIM)
+    store = EdgeStore(path, DIM, tuning=tunings()[tuning])
     open_s = time.perf_counter() - t0
     run_queries(store, queries[:20], qsparse[:20], conds[:20])
     lat, _ = run_queries(store, queries, qsparse, conds)
@@ -249,7 +257,8 @@ def log(msg: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
 
 
-def bench_query(sizes: list[int], n_queries: int, local_sample: int, local_queries: int = 20) -> list[dict[str, Any]]:
+def bench_query(sizes: list[int], n_queries: int, local_sample: int, local_queries: int = 20,
+                names: tuple[str, ...] = ("default", "before")) -> list[dict[str, Any]]:
     from crm.access import Principal
     from retrieval.filters import search_filter
     from retrieval.sparse import SparseVec
@@ -270,31 +279,46 @@ def bench_query(sizes: list[int], n_queries: int, local_sample: int, local_queri
         conds = [search_filter(Principal(user_id=int(rng.integers(1, 101)), role="rep",
                                          team_ids=frozenset({int(rng.integers(1, 9))})),
                                object_types=["activity", "case"]) for _ in range(n_queries)]
-        tmp = Path(tempfile.mkdtemp(dir=os.environ.get("BENCH_TMP")))
-        store = EdgeStore(tmp / "shard", DIM)
-        log(f"{n}: upserting into qdrant-edge")
-        upsert_s = load(store, vecs, sparse, payloads)
-        log(f"{n}: building the HNSW and payload indexes (upsert took {upsert_s:.0f}s)")
-        t0 = time.perf_counter()
-        store.optimize()
-        optimize_s = time.perf_counter() - t0
-        log(f"{n}: querying (build took {optimize_s:.0f}s)")
-        run_queries(store, queries[:20], qsparse[:20], conds[:20])  # warm-up
-        lat, approx = run_queries(store, queries, qsparse, conds)
-        _, exact = run_queries(store, queries, qsparse, conds, exact=True)
-        dlat, dapprox = run_queries(store, queries, qsparse, conds, mode="dense")
-        _, dexact = run_queries(store, queries, qsparse, conds, mode="dense", exact=True)
-        store.close()
-        log(f"{n}: reopening the shard in a fresh process")
-        served = reopen(tmp / "shard", queries, qsparse, conds)
-        rows.append({"engine": "qdrant-edge (embedded)", "chunks": n, "p50 ms": np.percentile(lat, 50),
-                     "p95 ms": np.percentile(lat, 95), "dense p95 ms": np.percentile(dlat, 95),
-                     "recall@10 hybrid": recall(approx, exact), "recall@10 dense": recall(dapprox, dexact),
-                     "upsert s": upsert_s, "optimize s": optimize_s, "open s": served["open_s"],
-                     "served p50 ms": served["p50_ms"], "served p95 ms": served["p95_ms"],
-                     "rss MB": served["rss_mb"], "disk MB": du_mb(tmp / "shard")})
-        shutil.rmtree(tmp, ignore_errors=True)
-
+        # An admin's query has no permission filter: it is the one that walks the whole graph.
+        n_admin = min(50, n_queries)
+        admin = [search_filter(Principal(user_id=1, role="admin", team_ids=frozenset()))] * n_admin
+        for name in names:
+            tuning = tunings()[name]
+            tmp = Path(tempfile.mkdtemp(dir=os.environ.get("BENCH_TMP")))
+            store = EdgeStore(tmp / "shard", DIM, tuning=tuning)
+            log(f"{n} {name}: upserting into qdrant-edge")
+            upsert_s = load(store, vecs, sparse, payloads)
+            log(f"{n} {name}: building the HNSW and payload indexes (upsert took {upsert_s:.0f}s)")
+            t0 = time.perf_counter()
+            store.optimize()
+            optimize_s = time.perf_counter() - t0
+            log(f"{n} {name}: querying (build took {optimize_s:.0f}s, {store.shard.info().segments_count} segments)")
+            run_queries(store, queries[:20], qsparse[:20], conds[:20])  # warm-up
+            lat, approx = run_queries(store, queries, qsparse, conds)
+            _, exact = run_queries(store, queries, qsparse, conds, exact=True)
+            dlat, dapprox = run_queries(store, queries, qsparse, conds, mode="dense")
+            _, dexact = run_queries(store, queries, qsparse, conds, mode="dense", exact=True)
+            alat, aapprox = run_queries(store, queries[:n_admin], qsparse[:n_admin], admin)
+            _, aexact = run_queries(store, queries[:n_admin], qsparse[:n_admin], admin, exact=True)
+            store.close()
+            log(f"{n} {name}: reopening the shard in a fresh process")
+            served = reopen(tmp / "shard", name, queries, qsparse, conds)
+            rows.append({"engine": f"qdrant-edge ({name})", "chunks": n, "p50 ms": np.percentile(lat, 50),
+                         "p95 ms": np.percentile(lat, 95), "dense p95 ms": np.percentile(dlat, 95),
+                         "recall@10 hybrid": recall(approx, exact), "recall@10 dense": recall(dapprox, dexact),
+                         "admin p95 ms": np.percentile(alat, 95), "admin recall@10": recall(aapprox, aexact),
+                         "upsert s": upsert_s, "optimize s": optimize_s, "open s": served["open_s"],
+                         "served p50 ms": served["p50_ms"], "served p95 ms": served["p95_ms"],
+                         "rss MB": served["rss_mb"], "disk MB": du_mb(tmp / "shard")})
+            shutil.rmtree(tmp, ignore_errors=True)
+        if len(names) == 2:
+            new, old = rows[-2], rows[-1]
+            rows.append({k: (old[k] / new[k] if k.endswith(("ms", " s")) and new[k] else
+                             new[k] - old[k] if k.startswith(("recall", "admin recall")) else None)
+                         for k in new} | {"engine": f"before / {names[0]} (times); {names[0]} - before (recall)",
+                                          "chunks": n})
+        if not local_sample:
+            continue
         m = min(n, local_sample)
         log(f"{n}: loading {m} points into qdrant-client local mode")
         before_local = rss_mb()
@@ -303,11 +327,10 @@ def bench_query(sizes: list[int], n_queries: int, local_sample: int, local_queri
         log(f"{n}: querying local mode")
         nq = min(n_queries, local_queries)
         llat, _ = run_queries(local, queries[:nq], qsparse[:nq], conds[:nq])
-        rows.append({"engine": f"qdrant-client local mode{'' if m == n else f' ({m} of {n})'}", "chunks": m,
-                     "p50 ms": np.percentile(llat, 50), "p95 ms": np.percentile(llat, 95), "dense p95 ms": None,
-                     "recall@10 hybrid": 1.0, "recall@10 dense": 1.0, "upsert s": None, "optimize s": None,
-                     "open s": None, "served p50 ms": None, "served p95 ms": None,
-                     "rss MB": rss_mb() - before_local, "disk MB": None})
+        rows.append({k: None for k in rows[-1]} | {
+            "engine": f"qdrant-client local mode{'' if m == n else f' ({m} of {n})'}", "chunks": m,
+            "p50 ms": np.percentile(llat, 50), "p95 ms": np.percentile(llat, 95), "recall@10 hybrid": 1.0,
+            "recall@10 dense": 1.0, "rss MB": rss_mb() - before_local})
         local.close()
         del vecs, sparse, payloads
     return rows
@@ -337,12 +360,14 @@ def main() -> None:
     q.add_argument("--queries", type=int, default=200)
     q.add_argument("--local-sample", type=int, default=20000)
     q.add_argument("--local-queries", type=int, default=20, help="queries against local mode (brute force: slow)")
+    q.add_argument("--tunings", default="default,before", help="store tunings to build and compare (see tunings())")
     chk = sub.add_parser("serve-check")
     chk.add_argument("path", type=Path)
     chk.add_argument("job", type=Path)
+    chk.add_argument("tuning", nargs="?", default="default")
     args = parser.parse_args()
     if args.what == "serve-check":
-        serve_check(args.path, args.job)
+        serve_check(args.path, args.job, args.tuning)
         return
     if args.what == "ingest":
         print(table(bench_ingest(args.db, args.n)))
@@ -350,7 +375,7 @@ def main() -> None:
         print(table(bench_coldstart(args.db, args.baseline)))
     else:
         print(table(bench_query([int(s) for s in args.sizes.split(",")], args.queries, args.local_sample,
-                                args.local_queries)))
+                                args.local_queries, tuple(args.tunings.split(",")))))
     print(f"peak RSS {peak_rss_mb():.0f} MB")
 
 

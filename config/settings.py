@@ -126,6 +126,8 @@ class Settings(BaseSettings):
     ab_alpha: float = Field(0.05, gt=0, lt=0.5, description="A/B test's false-promotion rate.")
     ab_power: float = Field(0.8, gt=0.5, lt=1, description="A/B test's chance of promoting a challenger that is "
                             "better by the minimal effect.")
+    drift_daily: bool = Field(True, description="`crmind serve` judges yesterday once a day (the ledger says whether "
+                              "a day was judged, so restarts and extra servers don't repeat it).")
     drift_retrain: dict[str, Any] = Field(
         default_factory=dict, description='Extra payload for the retrain job, e.g. {"overrides": ["max_steps=200"]}.')
 

@@ -38,7 +38,7 @@ from prompts.loader import load_prompt
 DEFAULT_N = 2000
 # Shares of the synthetic set. Tool calls (and the answers from their results) are most of what the assistant's
 # model does; rules are the rule author's only task; the rest teach when not to call a tool.
-SHARES: dict[str, float] = {"tools": 0.62, "rule": 0.14, "clarify": 0.07, "refusal": 0.07, "no_tool": 0.06,
+SHARES: dict[str, float] = {"tools": 0.60, "rule": 0.14, "clarify": 0.07, "refusal": 0.07, "no_tool": 0.08,
                             "multi_step": 0.04}
 MAX_TRIES = 12  # scenario attempts per wanted example before giving up (small CRMs have little to ask about)
 DAYS_SPREAD = 14  # "today" varies over two weeks after the data's last activity, so the model reads the date

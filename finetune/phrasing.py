@@ -136,6 +136,51 @@ HEALTH = {
 }
 
 # ---------------------------------------------------------------- read requests
+# Compound list requests, assembled from one fragment per filter so that 2-3 filters combine freely (the fixed
+# templates in REQUESTS name at most two, and a model trained on them dropped the third). English fragments follow
+# the noun ("deals over 500k closing this month"); Chinese ones precede it and are joined with 、 before 的.
+COMPOUND: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
+    "opps": {
+        "noun": {"en": ("deals", "opportunities", "opps"), "zh": ("商机", "单子", "项目")},
+        "stage": {"en": ("in {stage}", "at {stage}", "sitting in {stage}"), "zh": ("处于{stage}", "在{stage}阶段")},
+        "amount_min": {"en": ("over {amount}", "above {amount}", "worth more than {amount}"),
+                       "zh": ("金额{amount}以上", "超过{amount}", "大于{amount}")},
+        "amount_max": {"en": ("under {amount_max}", "below {amount_max}", "smaller than {amount_max}"),
+                       "zh": ("{amount_max}以下", "不到{amount_max}", "低于{amount_max}")},
+        "close_date": {"en": ("closing {period}", "that close {period}", "due to close {period}"),
+                       "zh": ("{period}成交", "预计{period}结单", "{period}要关单")},
+        "no_activity_days": {"en": ("with no activity for {days} days", "untouched for {days} days",
+                                    "nobody has touched in {days} days"),
+                             "zh": ("{days}天没有跟进", "超过{days}天没动静", "{days}天无活动")},
+        "account": {"en": ("at {acct}", "for {acct}", "on the {acct} account"), "zh": ("{acct}的",)},
+    },
+    "leads": {
+        "noun": {"en": ("leads", "prospects"), "zh": ("线索", "潜在客户")},
+        "status": {"en": ("with status {status}", "that are {status}", "marked {status}"),
+                   "zh": ("状态是{status}", "{status}状态")},
+        "source": {"en": ("from {source}", "that came from {source}", "sourced via {source}"),
+                   "zh": ("来自{source}", "{source}渠道来的")},
+        "created": {"en": ("created {period}", "added {period}", "that came in {period}"),
+                    "zh": ("{period}新建", "{period}创建", "{period}进来")},
+        "no_activity_days": {"en": ("with no activity for {days} days", "not touched in {days} days"),
+                             "zh": ("{days}天没有跟进", "{days}天没联系")},
+    },
+    "cases": {
+        "noun": {"en": ("cases", "tickets", "support cases"), "zh": ("工单", "服务工单", "客诉工单")},
+        "priority": {"en": ("{priority}",), "zh": ("{priority}",)},
+        "status": {"en": ("that are {status}", "in {status} status"), "zh": ("{status}状态", "状态为{status}")},
+        "created": {"en": ("opened {period}", "created {period}", "logged {period}"),
+                    "zh": ("{period}创建", "{period}提交")},
+        "account": {"en": ("for {acct}", "at {acct}", "from {acct}"), "zh": ("{acct}的",)},
+    },
+}
+COMPOUND_MINE = {"en": ("my",), "zh": ("我的", "我名下", "我手上")}
+COMPOUND_FRAMES = {
+    "en": ("show me {np}", "list {np}", "pull up {np}", "find {np}", "{np}?", "can you get {np}", "I need {np}"),
+    "zh": ("{np}有哪些？", "帮我查一下{np}", "列出{np}", "看看{np}", "{np}", "我想看{np}"),
+}
+
+
 REQUESTS: dict[str, dict[str, tuple[str, ...]]] = {
     "find_records": {
         "en": (
@@ -729,12 +774,70 @@ SMALL_TALK: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
                 "book me a flight to Chicago",
                 "I can't book travel. I can schedule a follow-up task in the CRM if that helps.",
             ),
+            ("write me a python function that sorts a list", "Writing code isn't my job here; I work with your "
+                                                               "CRM's accounts, deals, leads and cases."),
+            ("translate 'see you tomorrow' into French", "I don't do translations. Ask me about your CRM data."),
+            ("any good restaurants near the office?", "I can't help with that; I only work with CRM data."),
+            ("what is 17 times 23", "Arithmetic questions are outside what I do; I look up and update CRM records."),
         ),
         "zh": (
             ("明天杭州天气怎么样？", "我查不了天气，只能处理CRM里的数据。"),
             ("讲个笑话吧", "我只负责CRM相关的工作，有客户或商机的问题尽管问。"),
             ("帮我订一张去北京的机票", "我没法订机票。如果需要，我可以在CRM里给你安排一个跟进任务。"),
             ("今天股市怎么样", "这个超出了我的范围，我只能查询CRM中的客户、商机和工单。"),
+            ("帮我写一段Python排序代码", "写代码不在我的范围内，我负责CRM里的客户、商机、线索和工单。"),
+            ("把这句话翻译成日语：明天见", "翻译不在我的工作范围内。CRM里的问题我可以帮你查。"),
+            ("推荐一家附近的餐厅", "这个我帮不上忙，我只处理CRM数据。"),
+            ("123乘以45等于多少", "算术题不归我管，我只查询和更新CRM记录。"),
+        ),
+    },
+    # Short replies inside a conversation: nothing to look up, nothing to change.
+    "acknowledge": {
+        "en": (
+            ("ok", "OK. Anything else?"),
+            ("got it", "Great. Let me know if you need anything else."),
+            ("never mind", "No problem."),
+            ("hmm let me think about it", "Sure, take your time."),
+            ("cool", "Anything else I can look up?"),
+            ("sounds good", "Great."),
+        ),
+        "zh": (
+            ("好的", "好的，还有别的需要吗？"),
+            ("知道了", "好的，有需要再叫我。"),
+            ("算了", "没问题。"),
+            ("我再想想", "好的，不着急。"),
+            ("嗯嗯", "还有什么要查的吗？"),
+            ("行", "好的。"),
+        ),
+    },
+    "goodbye": {
+        "en": (
+            ("bye", "Bye! Talk soon."),
+            ("that's it for today", "Have a good evening!"),
+            ("see you tomorrow", "See you tomorrow."),
+            ("logging off now", "Bye for now."),
+        ),
+        "zh": (
+            ("再见", "再见！"),
+            ("今天就到这吧", "好的，辛苦了，明天见。"),
+            ("明天见", "明天见！"),
+            ("我先下线了", "好的，回头见。"),
+        ),
+    },
+    "about_me": {
+        "en": (
+            ("who are you?", "I'm crmind, your CRM assistant. I read and update the CRM for you, with your approval."),
+            ("are you a real person", "No, I'm an AI assistant working on your CRM data."),
+            ("which model are you running on", "I'm crmind's assistant model; the answer's \"why?\" link shows the "
+                                                 "exact model and prompt version."),
+            ("do you remember our chat from yesterday", "I only see this conversation, but everything I did is "
+                                                          "recorded in the CRM's decision log."),
+        ),
+        "zh": (
+            ("你是谁？", "我是crmind，你的CRM助手，可以帮你查询和（经你批准后）更新CRM数据。"),
+            ("你是真人吗", "不是，我是处理CRM数据的AI助手。"),
+            ("你用的是什么模型", "我是crmind的助手模型；每个回答的“why?”链接会显示具体的模型和提示词版本。"),
+            ("你记得昨天聊了什么吗", "我只看得到当前对话，不过我做过的每件事都记录在CRM的决策日志里。"),
         ),
     },
 }

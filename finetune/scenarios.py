@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from agents.assistant.dates import resolve_date
 from agents.assistant.language import answer_language
+from agents.assistant.money import parse_amount
 from agents.assistant.resolve import NAME_FIELD, PLURAL_WORDS
 from agents.errors import ToolInputError
 from config.objects import ref
@@ -681,10 +682,129 @@ def small_talk(scene: Scene) -> list[Example]:
     return [first_reply(scene, text, reply, "no_tool")]
 
 
+# ---------------------------------------------------------------- compound lists: 2-3 filters in one request
+COMPOUND_SHARE = 0.5  # of list requests, how many name several filters at once
+_BEFORE_NOUN = {"priority"}  # English adjectives ("urgent cases"); Chinese puts every filter before the noun
+_PREFIX_ZH = {"account", "priority"}  # Chinese fragments that are not joined with 、 (they carry their own 的)
+
+
+def _compound_text(scene: Scene, kind: str, mine: bool, mods: list[tuple[str, dict[str, Any]]]) -> str:
+    """The request for ``mods`` (filter key, slots), each said by one fragment, in a shuffled order."""
+    bank, lang = phrasing.COMPOUND[kind], scene.lang
+    scene.rng.shuffle(mods)
+    said = [(key, scene.one(bank[key][lang]).format(**slots)) for key, slots in mods]
+    noun = scene.one(bank["noun"][lang])
+    if lang == "en":
+        words = [*(["my"] if mine else []), *(f for k, f in said if k in _BEFORE_NOUN), noun,
+                 *(f for k, f in said if k not in _BEFORE_NOUN)]
+        np_ = " ".join(words)
+    else:
+        joined = "、".join(f for k, f in said if k not in _PREFIX_ZH)
+        np_ = ((scene.one(phrasing.COMPOUND_MINE["zh"]) if mine else "")
+               + "".join(f for k, f in said if k == "account") + (joined + "的" if joined else "")
+               + "".join(f for k, f in said if k == "priority") + noun)
+    return _style(scene.one(phrasing.COMPOUND_FRAMES[lang]), scene).format(np=np_)
+
+
+def _pick_filters(scene: Scene, keys: tuple[str, ...], mine: bool) -> list[str]:
+    """2-3 filters in all, counting "my" as one."""
+    want = scene.rng.choice((2, 2, 3)) - (1 if mine else 0)
+    return scene.rng.sample(list(keys), max(1, want))
+
+
+def compound_opportunities(scene: Scene) -> list[Example]:
+    """Deals by several filters at once: stage, amount bounds, close period, silence, account, owner."""
+    mine = scene.rng.random() < 0.5
+    args: dict[str, Any] = {"owner": "me"} if mine else {}
+    mods: list[tuple[str, dict[str, Any]]] = []
+    keys = _pick_filters(scene, ("stage", "amount_min", "amount_max", "close_date", "no_activity_days",
+                                 "account"), mine)
+    low, high = sorted(scene.rng.sample(list(phrasing.AMOUNTS), 2), key=lambda a: parse_amount(a[0])[0])
+    for key in keys:
+        if key == "stage":
+            stage = scene.one(("prospecting", "qualification", "needs_analysis", "proposal", "negotiation"))
+            args["stage"], slots = stage, {"stage": _stage_words(scene, stage)}
+        elif key in ("amount_min", "amount_max"):
+            words = (low if key == "amount_min" else high)[_i(scene)]
+            args[key], slots = words, {key if key == "amount_max" else "amount": words}
+        elif key == "close_date":
+            period, args[key] = _phrase(phrasing.PERIODS, scene)
+            slots = {"period": period}
+        elif key == "no_activity_days":
+            more, slots = _quiet(scene)
+            args.update(more)
+        else:
+            account = _account(scene)
+            if account is None:
+                return []
+            more, slots = account
+            args.update(more)
+        mods.append((key, slots))
+    text = _compound_text(scene, "opps", mine, mods)
+    return _read(scene, text, Call("list_opportunities", args))
+
+
+def compound_leads(scene: Scene) -> list[Example]:
+    """Leads by several filters at once: status, source, creation period, silence, owner."""
+    mine = scene.rng.random() < 0.5
+    args: dict[str, Any] = {"owner": "me"} if mine else {}
+    mods: list[tuple[str, dict[str, Any]]] = []
+    for key in _pick_filters(scene, ("status", "source", "created", "no_activity_days"), mine):
+        if key == "status":
+            status = scene.one(("new", "working", "qualified", "disqualified"))
+            args[key], slots = status, {"status": phrasing.LEAD_STATUS_WORDS[status][_i(scene)]}
+        elif key == "source":
+            args[key] = scene.one(phrasing.LEAD_SOURCES)
+            slots = {"source": args[key]}
+        elif key == "created":
+            more, slots = _period(scene, "created", past=True)
+            args.update(more)
+        else:
+            more, slots = _quiet(scene)
+            args.update(more)
+        mods.append((key, slots))
+    return _read(scene, _compound_text(scene, "leads", mine, mods), Call("list_leads", args))
+
+
+def compound_cases(scene: Scene) -> list[Example]:
+    """Cases by several filters at once: priority, status, account, creation period, owner."""
+    mine = scene.rng.random() < 0.3
+    args: dict[str, Any] = {"owner": "me"} if mine else {}
+    mods: list[tuple[str, dict[str, Any]]] = []
+    for key in _pick_filters(scene, ("priority", "status", "created", "account"), mine):
+        if key == "priority":
+            priority = scene.one(("urgent", "high", "medium", "low"))
+            args[key], slots = priority, {"priority": phrasing.PRIORITY_WORDS[priority][_i(scene)]}
+        elif key == "status":
+            status = scene.one(("new", "open", "pending", "escalated"))
+            args[key], slots = status, {"status": phrasing.CASE_STATUS_WORDS[status][_i(scene)]}
+        elif key == "created":
+            more, slots = _period(scene, "created", past=True)
+            args.update(more)
+        else:
+            account = _account(scene)
+            if account is None:
+                return []
+            more, slots = account
+            args.update(more)
+        mods.append((key, slots))
+    return _read(scene, _compound_text(scene, "cases", mine, mods), Call("list_cases", args))
+
+
+def _or_compound(simple: Scenario, compound: Scenario) -> Scenario:
+    def scenario(scene: Scene) -> list[Example]:
+        return (compound if scene.rng.random() < COMPOUND_SHARE else simple)(scene)
+    scenario.__name__ = simple.__name__
+    scenario.__doc__ = simple.__doc__
+    return scenario
+
+
 # Which scenarios make each tool's calls (every assistant tool has at least one).
 BY_TOOL: dict[str, Scenario] = {
-    "find_records": find_records, "get_record": get_record, "list_opportunities": list_opportunities,
-    "list_leads": list_leads, "list_cases": list_cases, "account_timeline": account_timeline,
+    "find_records": find_records, "get_record": get_record,
+    "list_opportunities": _or_compound(list_opportunities, compound_opportunities),
+    "list_leads": _or_compound(list_leads, compound_leads), "list_cases": _or_compound(list_cases, compound_cases),
+    "account_timeline": account_timeline,
     "search_notes": search_notes, "pipeline_summary": pipeline_summary, "customer_360": customer_360,
     "explain_score": explain_score, "find_duplicates": find_duplicates, "segment_members": segment_members,
     "update_stage": update_stage, "update_record": update_record, "log_activity": log_activity,

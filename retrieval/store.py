@@ -35,6 +35,31 @@ MIN_EF = 128
 
 
 @dataclass(frozen=True)
+class EdgeTuning:
+    """How the embedded engine stores and searches dense vectors (benchmarks/retrieval.py measures each knob).
+
+    ``quantize`` keeps an int8 copy of every dense vector beside the float one; searches score the int8
+    copy and rescore ``oversampling`` x the candidates with the float vectors. ``full_scan_kb`` is Qdrant's
+    threshold below which a filtered query skips the HNSW graph for the payload index plus a scan.
+    ``acorn`` lets a filtered graph walk step over neighbours the filter rejects (Qdrant's ACORN), for
+    filters that pass more than the scan threshold. ``payload_m`` adds per-value graph links for the
+    fields in ``payload_hnsw`` (Qdrant's multitenancy index); 0 leaves them out.
+    """
+
+    quantize: bool = False
+    oversampling: float = 2.0
+    full_scan_kb: int = FULL_SCAN_KB
+    acorn: bool = False
+    acorn_max_selectivity: float = 0.4
+    payload_m: int = 0
+    payload_hnsw: tuple[str, ...] = ()
+    ef_construct: int = 100
+
+
+DEFAULT_TUNING = EdgeTuning()
+
+
+@dataclass(frozen=True)
 class Fusion:
     """Reciprocal rank fusion of the query's legs, as the engine computes it (Qdrant's weighted RRF).
 
@@ -200,20 +225,26 @@ class _Filters:
 class EdgeStore(_Filters):
     """Qdrant's engine in-process (``qdrant-edge-py``), one shard folder per tenant under the data dir."""
 
-    def __init__(self, path: Path | str, dim: int, *, indexing_threads: int = 2) -> None:
+    def __init__(self, path: Path | str, dim: int, *, indexing_threads: int = 2,
+                 tuning: EdgeTuning = DEFAULT_TUNING) -> None:
         self.path = Path(path)
         self.dim = dim
         self.indexing_threads = indexing_threads
+        self.tuning = tuning
         self._dialect = _edge_dialect()
         self.shard: Any = self._open()
 
     def _config(self) -> Any:
         import qdrant_edge as qe
+        t = self.tuning
+        quant = qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, always_ram=True) if t.quantize else None
         return qe.EdgeConfig(
-            vectors={DENSE: qe.EdgeVectorParams(size=self.dim, distance=qe.Distance.Cosine)},
+            vectors={DENSE: qe.EdgeVectorParams(size=self.dim, distance=qe.Distance.Cosine,
+                                                quantization_config=quant)},
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-            hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=FULL_SCAN_KB,
-                                           max_indexing_threads=self.indexing_threads),
+            hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=t.ef_construct, full_scan_threshold=t.full_scan_kb,
+                                           max_indexing_threads=self.indexing_threads,
+                                           payload_m=t.payload_m or None),
         )
 
     def _open(self) -> Any:
@@ -228,10 +259,16 @@ class EdgeStore(_Filters):
                 raise IndexBusy("the index is owned by another crmind process (the server?); stop it or use "
                                 "GET /v1/search") from exc
             raise
+        # With payload_m, Qdrant links a graph per value of every indexed field unless told not to; only the
+        # fields named in payload_hnsw get those links (each one costs build time).
+        hnsw = self.tuning.payload_m > 0
         for name in KEYWORD_FIELDS:
-            shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+            shard.update(qe.UpdateOperation.create_field_index(name, qe.KeywordIndexParams(
+                enable_hnsw=name in self.tuning.payload_hnsw) if hnsw else qe.PayloadSchemaType.Keyword))
         for name in INTEGER_FIELDS:
-            shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Integer))
+            shard.update(qe.UpdateOperation.create_field_index(name, qe.IntegerIndexParams(
+                lookup=True, range=True, enable_hnsw=name in self.tuning.payload_hnsw)
+                if hnsw else qe.PayloadSchemaType.Integer))
         return shard
 
     def upsert(self, chunks: Sequence[Chunk], dense: Matrix | None, sparse: Sequence[SparseVec]) -> None:
@@ -281,7 +318,7 @@ class EdgeStore(_Filters):
         """One engine query: prefetch dense (and cross-language dense) and sparse under the filter, fuse with RRF."""
         import qdrant_edge as qe
         flt = self._to_filter(cond)
-        params = qe.SearchParams(hnsw_ef=max(MIN_EF, candidates), exact=exact)
+        params = self._params(candidates, exact)
         plan = plan_legs(dense, sparse, cond, mode, fusion, cross_language)
         vector = dense.tolist() if dense is not None else []
         legs: list[Any] = []
@@ -306,6 +343,18 @@ class EdgeStore(_Filters):
                                       prefetches=legs, filter=flt,
                                       with_payload=True)
         return [StoredHit(str(p.id), float(p.score), dict(p.payload or {})) for p in self.shard.query(request)]
+
+    def _params(self, candidates: int, exact: bool) -> Any:
+        import qdrant_edge as qe
+        t = self.tuning
+        if exact:  # the ground truth: float vectors, every point
+            return qe.SearchParams(exact=True, quantization=qe.QuantizationSearchParams(ignore=True)
+                                   if t.quantize else None)
+        return qe.SearchParams(
+            hnsw_ef=max(MIN_EF, candidates),
+            quantization=qe.QuantizationSearchParams(rescore=True, oversampling=t.oversampling)
+            if t.quantize else None,
+            acorn=qe.AcornSearchParams(enable=True, max_selectivity=t.acorn_max_selectivity) if t.acorn else None)
 
     def count(self) -> int:
         """Exact point count."""

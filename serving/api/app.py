@@ -42,7 +42,7 @@ def create_app(*, follow_index: bool = False, open_assistant: bool | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         """The MCP transport's task group, and (in the server) the one index owner of the process."""
-        follower = rule_worker = job_worker = None
+        follower = rule_worker = job_worker = drift_daily = None
         if follow_index:
             from retrieval.follower import IndexFollower
             from rules.worker import RuleWorker
@@ -63,6 +63,12 @@ def create_app(*, follow_index: bool = False, open_assistant: bool | None = None
 
                 job_worker = JobQueue()
                 job_worker.start()
+            if get_settings().drift_daily:
+                from modelops.daily import DailyDriftCheck
+                from retrieval.embeddings import shared_embedder
+
+                drift_daily = DailyDriftCheck(embedder=shared_embedder)
+                drift_daily.start()
         if open_assistant:
             # Open the conversation store now, outside any request's transaction (on PostgreSQL its first
             # setup builds indexes CONCURRENTLY, which can't run inside one).
@@ -73,6 +79,8 @@ def create_app(*, follow_index: bool = False, open_assistant: bool | None = None
             async with mcp_lifespan():
                 yield
         finally:
+            if drift_daily is not None:
+                drift_daily.stop()
             if job_worker is not None:
                 job_worker.stop()
             if rule_worker is not None:

@@ -253,6 +253,44 @@ def test_examples_carry_the_prompts_production_sends(built: tuple[Manifest, list
             assert reply["content"].startswith(("<data source=", "<error tool="))
 
 
+def test_compound_list_requests_say_every_filter_their_call_sets(demo: Path) -> None:
+    """2-3 filters in one request (a model trained on one or two dropped the third): each one set in the call is
+    said in the request, in the rep's words, and the call is valid."""
+    import random
+
+    from agents.assistant.money import parse_amount
+    from finetune.phrasing import CASE_STATUS_WORDS, LEAD_STATUS_WORDS, PRIORITY_WORDS, STAGE_WORDS
+    from finetune.scenarios import compound_cases, compound_leads, compound_opportunities
+    from finetune.synth import Scene, base_clock, reps
+
+    engine = create_engine(f"sqlite:///{demo / 'crm.db'}")
+    words = {"stage": lambda v, i: STAGE_WORDS[v]["zh" if i else "en"],
+             "status": lambda v, i: (LEAD_STATUS_WORDS.get(v, ("", ""))[i], CASE_STATUS_WORDS.get(v, ("", ""))[i]),
+             "priority": lambda v, i: (PRIORITY_WORDS[v][i],), "owner": lambda v, i: (("我",) if i else ("my",))}
+    seen: Counter[tuple[str, int]] = Counter()
+    with Session(engine) as session:
+        people, start, rng, cache = reps(session), base_clock(session), random.Random(3), {}
+        for n in range(240):
+            scene = Scene(session=session, engine=engine, principal=rng.choice(people), now=start,
+                          rng=random.Random(n), lang=("en", "zh")[n % 2], cache=cache)
+            for example in (compound_opportunities, compound_leads, compound_cases)[n % 3](scene):
+                if example.kind != "tool_call":
+                    continue
+                ((name, args),) = _calls(example)
+                text = _user_text(example).lower()
+                assert TOOLS_BY_NAME[name].args.model_validate(args)
+                assert 2 <= len(args) <= 3, (text, args)
+                for key, value in args.items():
+                    said = words[key](value, int(scene.lang == "zh")) if key in words else (str(value).lower(),)
+                    assert any(w and w.lower() in text for w in said), (key, value, text)
+                if "amount_min" in args and "amount_max" in args:
+                    assert parse_amount(args["amount_min"])[0] < parse_amount(args["amount_max"])[0], args
+                seen[(name, len(args))] += 1
+    engine.dispose()
+    assert {name for name, _ in seen} == {"list_opportunities", "list_leads", "list_cases"}
+    assert seen[("list_opportunities", 3)] and seen[("list_leads", 3)], seen
+
+
 def test_refusals_never_name_the_record_the_rep_may_not_see(built: tuple[Manifest, list[Example]]) -> None:
     _, examples = built
     hidden = [e for e in examples if e.kind == "refusal" and len(e.messages) > 4]
