@@ -207,7 +207,8 @@ def run_queries(store: Any, queries: np.ndarray, qsparse: list[Any], conds: list
 
 def tunings() -> dict[str, Any]:
     from retrieval.store import DEFAULT_TUNING, EdgeTuning
-    return {"default": DEFAULT_TUNING, "before": EdgeTuning(quantize=False, full_scan_kb=30_000)}
+    return {"default": DEFAULT_TUNING, "before": EdgeTuning(quantize=False, full_scan_kb=30_000, acorn=False,
+                                                                 principal=None)}
 
 
 def reopen(path: Path, tuning: str, queries: np.ndarray, qsparse: list[Any], conds: list[Any]) -> dict[str, float]:

@@ -25,11 +25,14 @@ DENSE, SPARSE = "dense", "sparse"
 KEYWORD_FIELDS = ("object_type", "record", "language", "visibility")
 INTEGER_FIELDS = ("owner_id", "team_id", "account_id", "contact_id", "record_id", "chunk_no", "ts")
 RRF_K = 60
-# Filtered queries whose matching vectors fit in this many KB (about 20k 384-d vectors) are answered by
-# the payload index plus an exact scan instead of the HNSW graph. A rep's filter passes ~10% of a
-# tenant; walking the graph with such a filter lost a third of the true top 10 at 100k chunks
-# (recall 0.67 at ef 64), while the exact scan is recall 1.0 at a p95 of 11 ms (benchmarks/retrieval.py).
-FULL_SCAN_KB = 30_000
+# Filtered queries whose matching vectors fit in this many KB (about 260k 384-d vectors per segment) are
+# answered by the payload index plus a scan of the int8 copies (rescored with the float vectors) instead of the
+# HNSW graph. On the 1M benchmark (benchmarks/retrieval.py) a rep's filter passes ~120k chunks: the graph walk found
+# 0.62 of the true top 10 (p95 29 ms), the scan finds all of them, at a higher latency (README, "Retrieval").
+# Segments smaller than this get no graph at all (a tenant under ~260k chunks is always scanned exactly).
+FULL_SCAN_KB = 400_000
+# A Qdrant server keeps float vectors only (no int8 copy is configured there), so it scans only small filters.
+SERVER_FULL_SCAN_KB = 30_000
 # Graph search width when the graph is used: filtered walks need a wider beam than unfiltered ones.
 MIN_EF = 128
 
@@ -43,17 +46,20 @@ class EdgeTuning:
     threshold below which a filtered query skips the HNSW graph for the payload index plus a scan.
     ``acorn`` lets a filtered graph walk step over neighbours the filter rejects (Qdrant's ACORN), for
     filters that pass more than the scan threshold. ``payload_m`` adds per-value graph links for the
-    fields in ``payload_hnsw`` (Qdrant's multitenancy index); 0 leaves them out.
+    fields in ``payload_hnsw`` (Qdrant's multitenancy index); 0 leaves them out. ``principal`` names the integer
+    field the optimizer orders each segment's points by (Qdrant's ``is_principal``), so one team's points are
+    stored together and a scan of them reads contiguous memory.
     """
 
-    quantize: bool = False
+    quantize: bool = True
     oversampling: float = 2.0
     full_scan_kb: int = FULL_SCAN_KB
-    acorn: bool = False
+    acorn: bool = True
     acorn_max_selectivity: float = 0.4
     payload_m: int = 0
     payload_hnsw: tuple[str, ...] = ()
     ef_construct: int = 100
+    principal: str | None = "team_id"
 
 
 DEFAULT_TUNING = EdgeTuning()
@@ -261,14 +267,16 @@ class EdgeStore(_Filters):
             raise
         # With payload_m, Qdrant links a graph per value of every indexed field unless told not to; only the
         # fields named in payload_hnsw get those links (each one costs build time).
-        hnsw = self.tuning.payload_m > 0
+        t = self.tuning
+        hnsw = t.payload_m > 0
         for name in KEYWORD_FIELDS:
             shard.update(qe.UpdateOperation.create_field_index(name, qe.KeywordIndexParams(
-                enable_hnsw=name in self.tuning.payload_hnsw) if hnsw else qe.PayloadSchemaType.Keyword))
+                enable_hnsw=name in t.payload_hnsw) if hnsw else qe.PayloadSchemaType.Keyword))
         for name in INTEGER_FIELDS:
             shard.update(qe.UpdateOperation.create_field_index(name, qe.IntegerIndexParams(
-                lookup=True, range=True, enable_hnsw=name in self.tuning.payload_hnsw)
-                if hnsw else qe.PayloadSchemaType.Integer))
+                lookup=True, range=True, enable_hnsw=name in t.payload_hnsw if hnsw else None,
+                is_principal=name == t.principal or None)
+                if hnsw or name == t.principal else qe.PayloadSchemaType.Integer))
         return shard
 
     def upsert(self, chunks: Sequence[Chunk], dense: Matrix | None, sparse: Sequence[SparseVec]) -> None:
@@ -410,7 +418,7 @@ class ClientStore(_Filters):
             self.collection,
             vectors_config={DENSE: m.VectorParams(size=self.dim, distance=m.Distance.COSINE)},
             sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
-            hnsw_config=m.HnswConfigDiff(m=16, ef_construct=100, full_scan_threshold=FULL_SCAN_KB),
+            hnsw_config=m.HnswConfigDiff(m=16, ef_construct=100, full_scan_threshold=SERVER_FULL_SCAN_KB),
         )
         if self.local:
             return
