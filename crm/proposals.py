@@ -109,8 +109,12 @@ def propose(
     idempotency_key: str | None = None,
     parent_decision: str | None = None,
     bulk: bool = False,
+    model_id: str | None = None,
 ) -> Proposal:
-    """Create a pending proposal with before/after per field. Nothing in the CRM changes yet."""
+    """Create a pending proposal with before/after per field. Nothing in the CRM changes yet.
+
+    ``model_id`` names the model that suggested it (the assistant's), so its "why?" shows the model version.
+    """
     model_for(object_type)
     if action not in ("create", "update", "close", "delete", "owner_change"):
         raise InvalidInput(f"unknown action '{action}'")
@@ -176,7 +180,7 @@ def propose(
                 "changes": _ledger_safe(object_type, diff), "requires_human": requires_human},
         evidence=proposal.evidence, refs=[f"proposal:{proposal.id}"] + (
             [ref(object_type, record_id)] if record_id else []),
-        parent_id=parent_decision,
+        parent_id=parent_decision, model_id=model_id,
     )
     proposal.decision_id = row.id
     return proposal

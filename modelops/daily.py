@@ -37,7 +37,8 @@ def last_checked_day(session: Session) -> date | None:
 class DailyDriftCheck:
     """A daemon thread that, every ``interval_s``, judges yesterday (UTC) unless the ledger says it was judged."""
 
-    def __init__(self, engine: Engine | None = None, *, interval_s: float = 600.0, first_delay_s: float = 60.0, queue: JobQueue | None = None,
+    def __init__(self, engine: Engine | None = None, *, interval_s: float = 600.0, first_delay_s: float = 60.0,
+                 queue: JobQueue | None = None,
                  embedder: Callable[[], Any] | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.engine = engine

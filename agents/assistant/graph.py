@@ -339,13 +339,14 @@ def _run_one(ctx: Context, state: State, name: str, call_id: str, raw: dict[str,
     with transaction(ctx.engine) as session:
         env = ToolEnv(session=session, principal=ctx.principal, now=ctx.now(), thread_id=ctx.thread_id,
                       turn_id=state.turn_id, tool_call_id=call_id, message=message, evidence=evidence,
-                      rejected=frozenset(state.rejected), search=ctx.search)
+                      rejected=frozenset(state.rejected), search=ctx.search, model_id=state.model_id)
         result = tool.run(env, args)
         ledger.append(session, kind="tool_call", actor="assistant", parent_id=state.turn_id, thread_id=ctx.thread_id,
                       input_summary=f"{name} {json.dumps(raw, ensure_ascii=False, default=str)}"[:2000],
                       output={"ok": True, "summary": result.summary, "proposal_id": result.proposal_id,
                               "retrieval_decision": result.retrieval_decision},
-                      evidence=result.refs[:200], latency_ms=(time.perf_counter() - started) * 1000)
+                      evidence=result.refs[:200], latency_ms=(time.perf_counter() - started) * 1000,
+                      model_id=state.model_id, prompt=SYSTEM.ref)
     return result
 
 
@@ -363,7 +364,8 @@ def _record_call(ctx: Context, state: State, name: str, raw: dict[str, Any], sta
     with transaction(ctx.engine) as session:
         ledger.append(session, kind="tool_call", actor="assistant", parent_id=state.turn_id, thread_id=ctx.thread_id,
                       input_summary=f"{name} {json.dumps(raw, ensure_ascii=False, default=str)}"[:2000],
-                      output={"ok": ok, "error": error[:1000]}, latency_ms=(time.perf_counter() - started) * 1000)
+                      output={"ok": ok, "error": error[:1000]}, latency_ms=(time.perf_counter() - started) * 1000,
+                      model_id=state.model_id, prompt=SYSTEM.ref)
 
 
 def approve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:

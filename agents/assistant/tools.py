@@ -72,6 +72,8 @@ class ToolEnv:
     evidence: Sequence[str] = ()
     rejected: frozenset[str] = frozenset()
     search: SearchFn | None = None
+    model_id: str | None = None
+    """The model whose call this is: its proposals and their "why?" name it."""
 
     @property
     def today(self) -> date:
@@ -539,7 +541,7 @@ def _propose(env: ToolEnv, tool: str, *, obj: str, action: str, changes: dict[st
     proposal = propose(env.session, env.principal, object_type=obj, action=action,  # type: ignore[arg-type]
                        changes=changes, record_id=record_id, reason=(reason or env.message)[:1000],
                        evidence=evidence, source="agent", parent_decision=env.turn_id,
-                       idempotency_key=hashlib.sha256(key.encode()).hexdigest())
+                       idempotency_key=hashlib.sha256(key.encode()).hexdigest(), model_id=env.model_id)
     shown = proposal_view(env.principal, proposal)
     refs = [f"proposal:{proposal.id}"] + ([ref(obj, record_id)] if record_id else [])
     return ToolResult({"proposal": shown, "status": "waiting for the rep's approval"}, refs,

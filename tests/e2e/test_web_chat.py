@@ -95,10 +95,14 @@ def test_rep_asks_sees_a_citation_approves_a_stage_change_and_sees_the_record(se
         page.goto(f"{base}/records/opportunity/{opp}")
         expect(page.locator("#fields")).to_contain_text("negotiation", timeout=10_000)
         expect(page.locator("#history")).to_contain_text("apply", timeout=10_000)
+        # A link to another record shows that record's name, not its id.
+        expect(page.locator("#fields a[data-ref^='account:']")).to_have_text("Acme East China", timeout=10_000)
         page.screenshot(path=str(SHOTS / "record-after-approval.png"), full_page=True)
         why = page.locator("#history a", has_text="why?").first
         why.click()
         expect(page.locator("#trace")).to_contain_text("proposal", timeout=10_000)
+        # The change's "why?" names the model that suggested it.
+        expect(page.locator("#trace")).to_contain_text("model fake-scripted", timeout=10_000)
         page.screenshot(path=str(SHOTS / "why.png"), full_page=True)
         browser.close()
     with session_factory(world.engine)() as s:
