@@ -28,7 +28,7 @@ RRF_K = 60
 # Filtered queries whose matching vectors fit in this many KB (about 260k 384-d vectors per segment) are
 # answered by the payload index plus a scan of the int8 copies (rescored with the float vectors) instead of the
 # HNSW graph. On the 1M benchmark (benchmarks/retrieval.py) a rep's filter passes ~120k chunks: the graph walk found
-# 0.62 of the true top 10 (p95 29 ms), the scan finds all of them, at a higher latency (README, "Retrieval").
+# 0.62 of the true top 10 (p95 29 ms), the scan finds all of them (p95 87 ms; README, "Retrieval").
 # Segments smaller than this get no graph at all (a tenant under ~260k chunks is always scanned exactly).
 FULL_SCAN_KB = 400_000
 # A Qdrant server keeps float vectors only (no int8 copy is configured there), so it scans only small filters.
