@@ -89,3 +89,36 @@ def test_edge_translation_builds_nested_filters(tmp_path: Any) -> None:
         assert isinstance(nothing, qe.Filter) and nothing.must
     finally:
         store.close()
+
+
+def test_the_default_store_answers_a_reps_filtered_query_exactly(tmp_path: Any) -> None:
+    """The int8 copies only pick candidates: after rescoring, a filtered top 10 equals exact float search."""
+    import numpy as np
+
+    from retrieval.documents import Chunk
+    from retrieval.sparse import SparseVec
+    from retrieval.store import DEFAULT_TUNING
+
+    assert DEFAULT_TUNING.quantize
+    rng = np.random.default_rng(0)
+    n, dim = 3000, 32
+    centers = rng.normal(size=(30, dim))
+    vecs = (centers[rng.integers(0, 30, n)] + rng.normal(scale=0.4, size=(n, dim))).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    chunks = [Chunk(f"activity:{i}#0", "", {"record": f"activity:{i}", "object_type": "activity", "record_id": i,
+                                             "chunk_no": 0, "team_id": int(i % 8) + 1, "owner_id": int(i % 50) + 1,
+                                             "language": "en"}) for i in range(n)]
+    store = EdgeStore(tmp_path / "s", dim)
+    try:
+        store.upsert(chunks, vecs, [SparseVec([i % 97], [1.0]) for i in range(n)])
+        store.flush()
+        store.optimize()
+        rep = search_filter(Principal(user_id=3, role="rep", team_ids=frozenset({2})), object_types=["activity"])
+        for q in rng.normal(size=(20, dim)).astype(np.float32):
+            q /= np.linalg.norm(q)
+            got = store.query(q, None, rep, limit=10, candidates=50, mode="dense")
+            want = store.query(q, None, rep, limit=10, candidates=50, mode="dense", exact=True)
+            assert [h.point_id for h in got] == [h.point_id for h in want]
+            assert all(h.payload["team_id"] == 2 or h.payload["owner_id"] == 3 for h in got)
+    finally:
+        store.close()
