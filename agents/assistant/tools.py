@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from agents.assistant.dates import resolve_date, resolve_range
 from agents.assistant.money import format_money, parse_amount
+from agents.assistant.request_filters import amount_bounds, says_mine
 from agents.assistant.resolve import NAME_FIELD, resolve, resolve_owner, similar
 from agents.errors import AgentError, ToolInputError
 from config.objects import ref
@@ -283,10 +284,28 @@ def _owner_cond(env: ToolEnv, model: Any, owner: str | None, applied: dict[str, 
     return [model.owner_id == uid]
 
 
+ArgsT = TypeVar("ArgsT", bound=BaseModel)
+
+
+def _from_request(env: ToolEnv, args: ArgsT, applied: dict[str, Any], *, amounts: bool = False) -> ArgsT:
+    """``args`` with the "my" and amount bounds the rep's words state and the call left out (``request_filters``)."""
+    added: dict[str, Any] = {}
+    if getattr(args, "owner", None) is None and says_mine(env.message):
+        added["owner"] = "me"
+    if amounts and getattr(args, "amount_min", None) is None and getattr(args, "amount_max", None) is None:
+        low, high = amount_bounds(env.message)
+        added.update({k: v for k, v in (("amount_min", low), ("amount_max", high)) if v})
+    if not added:
+        return args
+    applied["from_request"] = sorted(added)
+    return args.model_copy(update=added)
+
+
 def list_opportunities(env: ToolEnv, args: ListOpportunitiesArgs) -> ToolResult:
     """Filters resolved in code (owner "me", amounts in k/M/万, relative periods), then a permission-filtered query."""
     p = env.principal
     applied: dict[str, Any] = {}
+    args = _from_request(env, args, applied, amounts=True)
     conds: list[Any] = _owner_cond(env, Opportunity, args.owner, applied)
     if args.stage:
         conds.append(Opportunity.stage == args.stage)
@@ -334,6 +353,7 @@ class ListLeadsArgs(Args):
 def list_leads(env: ToolEnv, args: ListLeadsArgs) -> ToolResult:
     """Leads the caller may read, filtered."""
     applied: dict[str, Any] = {}
+    args = _from_request(env, args, applied)
     conds = _owner_cond(env, Lead, args.owner, applied)
     if args.status:
         conds.append(Lead.status == args.status)
@@ -366,6 +386,7 @@ class ListCasesArgs(Args):
 def list_cases(env: ToolEnv, args: ListCasesArgs) -> ToolResult:
     """Cases the caller may read, filtered."""
     applied: dict[str, Any] = {}
+    args = _from_request(env, args, applied)
     conds = _owner_cond(env, Case, args.owner, applied)
     if args.status:
         conds.append(Case.status == args.status)

@@ -88,6 +88,29 @@ def test_related_records_are_only_readable_ones(sqlite_world: World) -> None:
     assert set(account.refs) >= {f"account:{w.records['a']['account']}", f"activity:{w.records['a']['activity']}"}
 
 
+def test_a_list_call_that_drops_my_or_a_stated_amount_gets_them_from_the_reps_words(sqlite_world: World) -> None:
+    """A small model dropped filters from three-filter requests and answered as if it had applied them."""
+    w = sqlite_world
+    rep, mate, opp = w.p("a", "rep"), w.other_rep["a"], f"opportunity:{w.records['a']['opportunity']}"
+    spec = t.TOOLS_BY_NAME["list_opportunities"]
+
+    def ask(principal: Principal, message: str, **args: Any) -> t.ToolResult:
+        with session_factory(w.engine)() as s, s.begin():
+            e = ToolEnv(session=s, principal=principal, now=NOW, thread_id="x", turn_id=None, tool_call_id="c",
+                        message=message, search=stub_search)
+            return spec.run(e, spec.args.model_validate(args))
+
+    got = ask(rep, "我名下金额50万以上、30天没跟进的商机", no_activity_days=30)
+    assert got.data["filters"]["from_request"] == ["amount_min", "owner"]
+    assert got.data["filters"]["owner"] == f"user:{rep.user_id} (you)" and got.data["filters"]["amount_min"] == "500000"
+    assert got.data["count"] == 0  # the 250k deal is under 50万
+    assert ask(rep, "my deals under 300k").refs == [opp]
+    assert ask(mate, "my deals under 300k").data["count"] == 0  # "my" is the teammate's own, not the team's
+    assert ask(mate, "my team's deals under 300k").refs == [opp]  # the team's: no owner added
+    kept = ask(rep, "deals over 1M", amount_min="100k")  # what the model passed is kept
+    assert kept.refs == [opp] and "from_request" not in kept.data["filters"]
+
+
 def test_list_opportunities_filters_resolve_me_amounts_and_periods(sqlite_world: World) -> None:
     w = sqlite_world
     rep, opp = w.p("a", "rep"), f"opportunity:{w.records['a']['opportunity']}"

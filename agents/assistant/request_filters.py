@@ -1,0 +1,39 @@
+"""Filters a list request states plainly, read from the rep's own words when the model's call left them out.
+
+A small model often drops a filter from a request that names three ("my deals over 500k with no activity for 30
+days"), and then answers as if it had applied it. "My" and a bounded amount are deterministic to read, so code reads
+them: a list call without an owner gets ``me`` when the request says "my"/我的 (not "my team"/我们), and a deal list
+without amount bounds gets the one amount the request bounds with "over"/超过/以上 or "under"/不到/以下. What code
+added is listed in the tool's ``filters`` as ``from_request``, so the answer and its "why?" show it.
+"""
+
+from __future__ import annotations
+
+import re
+
+_MINE = re.compile(r"\b(?:my|mine)\b|我的|我名下|我手上|我负责", re.IGNORECASE)
+_NOT_MINE = re.compile(r"\bmy team\b|\bour\b|\bteam'?s\b|我们|团队|全组|大家", re.IGNORECASE)
+# An amount needs a unit or a currency sign, so "30 days" and "ESS-200" are not amounts.
+_AMOUNT = (r"(?:[$¥￥€]\s?\d[\d,]*(?:\.\d+)?\s*(?:k|m|million)?|\d[\d,]*(?:\.\d+)?\s*"
+           r"(?:k\b|m\b|million\b|thousand\b|万|亿|w\b))")
+_UNDER = r"(?:\b(?:under|below|less than|smaller than|at most|up to)\s*|不到|低于|小于|少于|不超过)"
+_OVER = r"(?:\b(?:over|above|more than|greater than|bigger than|at least|exceeding)\s*|超过|大于|高于|不少于|不低于)"
+_MAX = re.compile(rf"{_UNDER}({_AMOUNT})|({_AMOUNT})\s*(?:以下|以内)", re.IGNORECASE)
+_MIN = re.compile(rf"{_OVER}({_AMOUNT})|({_AMOUNT})\s*(?:以上|起)", re.IGNORECASE)
+
+
+def says_mine(message: str) -> bool:
+    """The request is about the rep's own records ("my deals", 我名下的商机), not the team's."""
+    return bool(_MINE.search(message)) and not _NOT_MINE.search(message)
+
+
+def _one(pattern: re.Pattern[str], text: str) -> str | None:
+    found = [next(g for g in m.groups() if g) for m in pattern.finditer(text)]
+    return found[0].strip() if len(found) == 1 else None
+
+
+def amount_bounds(message: str) -> tuple[str | None, str | None]:
+    """(lower, upper): the request's one amount stated as a lower bound, and its one stated as an upper bound."""
+    upper = _one(_MAX, message)
+    rest = _MAX.sub(" ", message)  # "不超过" holds "超过": take the upper bounds out before reading lower ones
+    return _one(_MIN, rest), upper
