@@ -712,83 +712,79 @@ def _pick_filters(scene: Scene, keys: tuple[str, ...], mine: bool) -> list[str]:
     return scene.rng.sample(list(keys), max(1, want))
 
 
-def compound_opportunities(scene: Scene) -> list[Example]:
-    """Deals by several filters at once: stage, amount bounds, close period, silence, account, owner."""
-    mine = scene.rng.random() < 0.5
+Maker = Callable[[Scene], Filters | None]
+"""One filter of a compound request: its tool arguments and slots, or None when the data has nothing to name."""
+
+
+def _compound(scene: Scene, kind: str, tool: str, makers: dict[str, Maker], mine_share: float) -> list[Example]:
+    """A list request naming 2-3 of ``makers``' filters (counting "my"), and the call that sets exactly those."""
+    mine = scene.rng.random() < mine_share
     args: dict[str, Any] = {"owner": "me"} if mine else {}
     mods: list[tuple[str, dict[str, Any]]] = []
-    keys = _pick_filters(scene, ("stage", "amount_min", "amount_max", "close_date", "no_activity_days",
-                                 "account"), mine)
-    low, high = sorted(scene.rng.sample(list(phrasing.AMOUNTS), 2), key=lambda a: parse_amount(a[0])[0])
-    for key in keys:
-        if key == "stage":
-            stage = scene.one(("prospecting", "qualification", "needs_analysis", "proposal", "negotiation"))
-            args["stage"], slots = stage, {"stage": _stage_words(scene, stage)}
-        elif key in ("amount_min", "amount_max"):
-            words = (low if key == "amount_min" else high)[_i(scene)]
-            args[key], slots = words, {key if key == "amount_max" else "amount": words}
-        elif key == "close_date":
-            period, args[key] = _phrase(phrasing.PERIODS, scene)
-            slots = {"period": period}
-        elif key == "no_activity_days":
-            more, slots = _quiet(scene)
-            args.update(more)
-        else:
-            account = _account(scene)
-            if account is None:
-                return []
-            more, slots = account
-            args.update(more)
+    for key in _pick_filters(scene, tuple(makers), mine):
+        made = makers[key](scene)
+        if made is None:
+            return []
+        more, slots = made
+        args.update(more)
         mods.append((key, slots))
-    text = _compound_text(scene, "opps", mine, mods)
-    return _read(scene, text, Call("list_opportunities", args))
+    return _read(scene, _compound_text(scene, kind, mine, mods), Call(tool, args))
+
+
+def _worded(key: str, options: tuple[str, ...], words: dict[str, tuple[str, str]]) -> Maker:
+    """A filter whose value is one of ``options``, said in the scene's language."""
+    def make(scene: Scene) -> Filters:
+        value = scene.one(options)
+        return {key: value}, {key: words[value][_i(scene)]}
+    return make
+
+
+def _stage(scene: Scene) -> Filters:
+    stage = scene.one(("prospecting", "qualification", "needs_analysis", "proposal", "negotiation"))
+    return {"stage": stage}, {"stage": _stage_words(scene, stage)}
+
+
+def _source(scene: Scene) -> Filters:
+    source = scene.one(phrasing.LEAD_SOURCES)
+    return {"source": source}, {"source": source}
+
+
+def _created(scene: Scene) -> Filters:
+    return _period(scene, "created", past=True)
+
+
+def compound_opportunities(scene: Scene) -> list[Example]:
+    """Deals by several filters at once: stage, amount bounds, close period, silence, account, owner."""
+    # Both bounds come from one draw, so a request naming both says a lower one under a higher one.
+    low, high = sorted(scene.rng.sample(list(phrasing.AMOUNTS), 2), key=lambda a: parse_amount(a[0])[0])
+    return _compound(scene, "opps", "list_opportunities", {
+        "stage": _stage,
+        "amount_min": lambda s: ({"amount_min": low[_i(s)]}, {"amount": low[_i(s)]}),
+        "amount_max": lambda s: ({"amount_max": high[_i(s)]}, {"amount_max": high[_i(s)]}),
+        "close_date": lambda s: _period(s, "close_date"),
+        "no_activity_days": _quiet,
+        "account": _account,
+    }, mine_share=0.5)
 
 
 def compound_leads(scene: Scene) -> list[Example]:
     """Leads by several filters at once: status, source, creation period, silence, owner."""
-    mine = scene.rng.random() < 0.5
-    args: dict[str, Any] = {"owner": "me"} if mine else {}
-    mods: list[tuple[str, dict[str, Any]]] = []
-    for key in _pick_filters(scene, ("status", "source", "created", "no_activity_days"), mine):
-        if key == "status":
-            status = scene.one(("new", "working", "qualified", "disqualified"))
-            args[key], slots = status, {"status": phrasing.LEAD_STATUS_WORDS[status][_i(scene)]}
-        elif key == "source":
-            args[key] = scene.one(phrasing.LEAD_SOURCES)
-            slots = {"source": args[key]}
-        elif key == "created":
-            more, slots = _period(scene, "created", past=True)
-            args.update(more)
-        else:
-            more, slots = _quiet(scene)
-            args.update(more)
-        mods.append((key, slots))
-    return _read(scene, _compound_text(scene, "leads", mine, mods), Call("list_leads", args))
+    return _compound(scene, "leads", "list_leads", {
+        "status": _worded("status", ("new", "working", "qualified", "disqualified"), phrasing.LEAD_STATUS_WORDS),
+        "source": _source,
+        "created": _created,
+        "no_activity_days": _quiet,
+    }, mine_share=0.5)
 
 
 def compound_cases(scene: Scene) -> list[Example]:
     """Cases by several filters at once: priority, status, account, creation period, owner."""
-    mine = scene.rng.random() < 0.3
-    args: dict[str, Any] = {"owner": "me"} if mine else {}
-    mods: list[tuple[str, dict[str, Any]]] = []
-    for key in _pick_filters(scene, ("priority", "status", "created", "account"), mine):
-        if key == "priority":
-            priority = scene.one(("urgent", "high", "medium", "low"))
-            args[key], slots = priority, {"priority": phrasing.PRIORITY_WORDS[priority][_i(scene)]}
-        elif key == "status":
-            status = scene.one(("new", "open", "pending", "escalated"))
-            args[key], slots = status, {"status": phrasing.CASE_STATUS_WORDS[status][_i(scene)]}
-        elif key == "created":
-            more, slots = _period(scene, "created", past=True)
-            args.update(more)
-        else:
-            account = _account(scene)
-            if account is None:
-                return []
-            more, slots = account
-            args.update(more)
-        mods.append((key, slots))
-    return _read(scene, _compound_text(scene, "cases", mine, mods), Call("list_cases", args))
+    return _compound(scene, "cases", "list_cases", {
+        "priority": _worded("priority", ("urgent", "high", "medium", "low"), phrasing.PRIORITY_WORDS),
+        "status": _worded("status", ("new", "open", "pending", "escalated"), phrasing.CASE_STATUS_WORDS),
+        "created": _created,
+        "account": _account,
+    }, mine_share=0.3)
 
 
 def _or_compound(simple: Scenario, compound: Scenario) -> Scenario:
