@@ -2,7 +2,7 @@
 
     PYTHONPATH=. HF_HUB_OFFLINE=1 python -m benchmarks.retrieval ingest --db sqlite:///data/crm.db --n 1000
     PYTHONPATH=. python -m benchmarks.retrieval query --sizes 100000,1000000 --local-sample 20000 \
-        [--tunings default,before]
+        [--tunings default,before,graph,graph-acorn,per-team,per-team-acorn]
     PYTHONPATH=. HF_HUB_OFFLINE=1 python -m benchmarks.retrieval coldstart --db sqlite:///data/crm.db [--baseline]
 
 Query latency runs on synthetic clustered 384-d vectors (uniform random vectors give HNSW poor recall)
@@ -20,6 +20,7 @@ import resource
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -206,9 +207,15 @@ def run_queries(store: Any, queries: np.ndarray, qsparse: list[Any], conds: list
 
 
 def tunings() -> dict[str, Any]:
+    """The store's default, the configuration it replaced, and the other candidates the README compares."""
     from retrieval.store import DEFAULT_TUNING, EdgeTuning
+    graph = EdgeTuning(full_scan_kb=30_000, acorn=False, principal=None)
+    per_team = EdgeTuning(quantize=False, full_scan_kb=30_000, acorn=False, principal=None, payload_m=16,
+                          payload_hnsw=("team_id",))
     return {"default": DEFAULT_TUNING, "before": EdgeTuning(quantize=False, full_scan_kb=30_000, acorn=False,
-                                                                 principal=None)}
+                                                             principal=None),
+            "graph": graph, "graph-acorn": replace(graph, acorn=True),
+            "per-team": per_team, "per-team-acorn": replace(per_team, acorn=True)}
 
 
 def reopen(path: Path, tuning: str, queries: np.ndarray, qsparse: list[Any], conds: list[Any]) -> dict[str, float]:
@@ -316,8 +323,8 @@ def bench_query(sizes: list[int], n_queries: int, local_sample: int, local_queri
             new, old = rows[-2], rows[-1]
             rows.append({k: (old[k] / new[k] if k.endswith(("ms", " s")) and new[k] else
                              new[k] - old[k] if k.startswith(("recall", "admin recall")) else None)
-                         for k in new} | {"engine": f"before / {names[0]} (times); {names[0]} - before (recall)",
-                                          "chunks": n})
+                         for k in new} | {"chunks": n, "engine": f"{names[1]} / {names[0]} (times); "
+                                                                 f"{names[0]} - {names[1]} (recall)"})
         if not local_sample:
             continue
         m = min(n, local_sample)

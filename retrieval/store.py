@@ -58,7 +58,6 @@ class EdgeTuning:
     acorn_max_selectivity: float = 0.4
     payload_m: int = 0
     payload_hnsw: tuple[str, ...] = ()
-    ef_construct: int = 100
     principal: str | None = "team_id"
 
 
@@ -248,7 +247,7 @@ class EdgeStore(_Filters):
             vectors={DENSE: qe.EdgeVectorParams(size=self.dim, distance=qe.Distance.Cosine,
                                                 quantization_config=quant)},
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-            hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=t.ef_construct, full_scan_threshold=t.full_scan_kb,
+            hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=t.full_scan_kb,
                                            max_indexing_threads=self.indexing_threads,
                                            payload_m=t.payload_m or None),
         )
@@ -265,19 +264,25 @@ class EdgeStore(_Filters):
                 raise IndexBusy("the index is owned by another crmind process (the server?); stop it or use "
                                 "GET /v1/search") from exc
             raise
-        # With payload_m, Qdrant links a graph per value of every indexed field unless told not to; only the
-        # fields named in payload_hnsw get those links (each one costs build time).
-        t = self.tuning
-        hnsw = t.payload_m > 0
-        for name in KEYWORD_FIELDS:
-            shard.update(qe.UpdateOperation.create_field_index(name, qe.KeywordIndexParams(
-                enable_hnsw=name in t.payload_hnsw) if hnsw else qe.PayloadSchemaType.Keyword))
-        for name in INTEGER_FIELDS:
-            shard.update(qe.UpdateOperation.create_field_index(name, qe.IntegerIndexParams(
-                lookup=True, range=True, enable_hnsw=name in t.payload_hnsw if hnsw else None,
-                is_principal=name == t.principal or None)
-                if hnsw or name == t.principal else qe.PayloadSchemaType.Integer))
+        for name in KEYWORD_FIELDS + INTEGER_FIELDS:
+            shard.update(qe.UpdateOperation.create_field_index(name, self._index_params(name)))
         return shard
+
+    def _index_params(self, name: str) -> Any:
+        """A payload field's index: the plain type unless the tuning sets per-value graph links or the principal.
+
+        With payload_m, Qdrant links a graph per value of every indexed field unless told not to; only the fields
+        named in payload_hnsw get those links (each one costs build time).
+        """
+        import qdrant_edge as qe
+        t = self.tuning
+        hnsw = name in t.payload_hnsw if t.payload_m > 0 else None
+        if name in KEYWORD_FIELDS:
+            return qe.PayloadSchemaType.Keyword if hnsw is None else qe.KeywordIndexParams(enable_hnsw=hnsw)
+        principal = name == t.principal or None
+        if hnsw is None and principal is None:
+            return qe.PayloadSchemaType.Integer
+        return qe.IntegerIndexParams(lookup=True, range=True, enable_hnsw=hnsw, is_principal=principal)
 
     def upsert(self, chunks: Sequence[Chunk], dense: Matrix | None, sparse: Sequence[SparseVec]) -> None:
         """Upsert points with both named vectors (or the sparse one alone: a point may lack the dense one)."""
