@@ -68,8 +68,24 @@ def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:
     return sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
 
 
+# session.info key: this transaction's commit need not wait for the disk (read by the ledger's anchor)
+RELAXED_COMMIT = "relaxed_commit"
+
+
 @contextmanager
-def transaction(engine: Engine | None = None) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
+def transaction(engine: Engine | None = None, *, durable: bool = True) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error.
+
+    ``durable=False`` is for transactions that only record what was read or said (the assistant's turn, read
+    tool calls and answer rows in the ledger). On PostgreSQL their commit does not wait for the WAL flush
+    (``synchronous_commit = off``, about 12 ms per commit on this machine's disk): a crash of the server process
+    loses nothing, a power loss or OS crash loses at most the last ~0.6 s of such rows (3 x ``wal_writer_delay``),
+    and never leaves a gap, since WAL is replayed in order and any later durable commit flushes them first. That
+    is the guarantee SQLite's default (WAL, ``synchronous=NORMAL``) gives every commit. Changes to the CRM,
+    proposals and approvals keep the default, durable commit. The setting rides on the ledger's write lock
+    (``ledger.record.hold_write_lock``), a statement such a transaction runs anyway: no extra round trip.
+    """
     with session_factory(engine)() as session, session.begin():
+        if not durable:
+            session.info[RELAXED_COMMIT] = True
         yield session

@@ -35,11 +35,13 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, func, or_, select
 from sqlalchemy.orm import Session
 
+from config.db import RELAXED_COMMIT
 from config.settings import get_settings
 from ledger.models import Decision
 
 log = logging.getLogger(__name__)
 _PENDING = "ledger_anchor"  # session.info key: this transaction appended (value: it wrote the genesis row)
+_CHAIN = "ledger_anchor_chain"  # session.info key: (first row's predecessor, last row), or False (a savepoint)
 
 
 class AnchorError(Exception):
@@ -159,20 +161,21 @@ def _parse(engine: Engine, path: Path, raw: bytes | None) -> Anchor | None:
     return anchor
 
 
-def _write(engine: Engine, seq: int, head: str) -> Anchor:
+def _write(engine: Engine, seq: int, head: str, *, durable: bool = True) -> Anchor:
     """Write the anchor (the caller holds the exclusive lock).
 
     The file is one JSON document padded with spaces to one sector, rewritten in place: no new inode, rename
     or directory update per commit. It is flushed to disk exactly as durably as the rows it names: with
-    ``fdatasync`` on PostgreSQL, whose commits are durable; not on SQLite, whose commits (WAL,
-    ``synchronous=NORMAL``) are not flushed either, so the anchor is never more durable than the chain's head.
+    ``fdatasync`` after a durable PostgreSQL commit; not on SQLite, whose commits (WAL, ``synchronous=NORMAL``)
+    are not flushed either, nor after a relaxed commit (``transaction(durable=False)``), so the anchor is never
+    more durable than the chain's head.
     """
     path = anchor_path(engine)
     database = _identity(engine)
     anchor = Anchor(database=database, seq=seq, hash=head, written_at=datetime.now(UTC).isoformat())
     body = json.dumps({**anchor.__dict__, "mac": _mac(database, seq, head)}).encode()
     data = body.ljust(_SLOT) if len(body) < _SLOT else body
-    durable = engine.url.get_backend_name() != "sqlite"
+    durable = durable and engine.url.get_backend_name() != "sqlite"
     try:
         in_place = len(data) == _SLOT and path.stat().st_size == _SLOT
     except FileNotFoundError:
@@ -263,13 +266,22 @@ def _head(engine: Engine, *, anchored: int | None = None) -> tuple[tuple[int, st
     return (top, rows[top]), None if anchored is None else rows.get(anchored)
 
 
-def advance(engine: Engine, *, new_ledger: bool = False) -> Anchor | None:
+def advance(engine: Engine, *, new_ledger: bool = False, durable: bool = True,
+            appended: tuple[tuple[int, str] | None, tuple[int, str]] | None = None) -> Anchor | None:
     """Move the anchor to the committed head, if the anchored row is still intact; returns the anchor kept.
 
     ``new_ledger``: the caller's commit wrote the chain's first row, so a missing anchor may be created.
+    ``durable``: the commit waited for the disk, so the anchor does too.
+    ``appended``: the committed transaction's first predecessor and last row. When that predecessor is the
+    anchored row, the transaction read it intact under the write lock and linked its rows to it, so its last
+    row is a committed head that follows the anchor: written without a query (one commit's worth of work).
     """
     with _locked(engine):
         current = _current(engine)
+        if current is None and not new_ledger:
+            return None  # an existing ledger is anchored by `crmind ledger anchor` after a clean verify
+        if appended is not None and current is not None and appended[0] == (current.seq, current.hash):
+            return _write(engine, *appended[1], durable=durable)
         head, at_anchor = _head(engine, anchored=None if current is None else current.seq)
         if head is None:
             return current
@@ -281,7 +293,7 @@ def advance(engine: Engine, *, new_ledger: bool = False) -> Anchor | None:
             log.error("ledger anchor kept at seq %s: that row was removed or changed (tail removed, database "
                       "restored or chain replaced); run `crmind ledger verify`", current.seq)
             return current
-        return _write(engine, *head)
+        return _write(engine, *head, durable=durable)
 
 
 def reanchor(engine: Engine) -> Anchor | None:
@@ -297,9 +309,19 @@ def reanchor(engine: Engine) -> Anchor | None:
         return None if head is None else _write(engine, *head)
 
 
-def mark_appended(session: Session, *, genesis: bool) -> None:
-    """Called by ``append``: advance the anchor once this session's transaction commits."""
-    session.info[_PENDING] = bool(session.info.get(_PENDING)) or genesis
+def mark_appended(session: Session, *, prev: tuple[int, str] | None, row: tuple[int, str], nested: bool) -> None:
+    """Called by ``append`` for each row: advance the anchor once this session's transaction commits.
+
+    ``row`` and ``prev`` (its predecessor) are (``seq``, ``hash``). The transaction's first predecessor and last
+    row are kept, so that ``advance`` can skip its head query in the usual case. Rows appended inside a savepoint
+    may be rolled back without the transaction, so a transaction that used one takes the query.
+    """
+    session.info[_PENDING] = bool(session.info.get(_PENDING)) or prev is None
+    chain = session.info.get(_CHAIN)
+    if nested or chain is False:
+        session.info[_CHAIN] = False
+    else:
+        session.info[_CHAIN] = (prev if chain is None else chain[0], row)
 
 
 @event.listens_for(Session, "after_commit")
@@ -309,10 +331,12 @@ def _after_commit(session: Session) -> None:
     if _PENDING not in session.info or session.in_nested_transaction():
         return
     new_ledger = session.info.pop(_PENDING)
+    chain = session.info.pop(_CHAIN, None)
     bind = session.get_bind()
     engine = bind if isinstance(bind, Engine) else bind.engine
     try:
-        advance(engine, new_ledger=new_ledger)
+        advance(engine, new_ledger=new_ledger, durable=not session.info.get(RELAXED_COMMIT, False),
+                appended=chain or None)
     except (OSError, AnchorError):
         # The commit stands; verify reports the anchor's problem. A crash here only leaves the anchor behind.
         log.exception("could not advance the ledger anchor")
@@ -322,3 +346,4 @@ def _after_commit(session: Session) -> None:
 def _after_rollback(session: Session) -> None:
     if not session.in_transaction():
         session.info.pop(_PENDING, None)
+        session.info.pop(_CHAIN, None)

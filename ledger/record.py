@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from config.db import transaction
+from config.db import RELAXED_COMMIT, transaction
 from config.masking import mask_text
 from config.objects import is_ref
 from ledger.anchor import mark_appended
@@ -24,7 +24,7 @@ from ledger.models import Decision, DecisionRef
 GENESIS = "0" * 64
 _LOCK_KEY = 0x6C6564676572  # "ledger": serialises appends on PostgreSQL
 _LOCK_HELD = "crmind.ledger_lock_transaction"  # session.info: the transaction that holds the lock
-_LAST_APPENDED = "crmind.ledger_last_appended"  # session.info: (transaction, hash) of its last appended row
+_LAST_APPENDED = "crmind.ledger_last_appended"  # session.info: (transaction, (seq, hash) of its last appended row)
 _REPLAY_TS = "crmind.ledger_replay_ts"  # session.info: the time a replayed history stamps on its rows
 
 
@@ -85,7 +85,11 @@ def hold_write_lock(session: Session) -> None:
     transaction = session.get_transaction()
     if transaction is not None and session.info.get(_LOCK_HELD) is transaction:
         return  # already held: an erase emits dozens of outbox entries in one transaction
-    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+    if session.info.get(RELAXED_COMMIT):  # transaction(durable=False): same round trip, SET LOCAL's effect
+        session.execute(text("SELECT pg_advisory_xact_lock(:k), set_config('synchronous_commit', 'off', true)"),
+                        {"k": _LOCK_KEY})
+    else:
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
     session.info[_LOCK_HELD] = session.get_transaction()
 
 
@@ -150,23 +154,25 @@ def append(
     if last is not None and transaction is not None and last[0] is transaction and transaction.is_active:
         # This transaction appended the row before, and still holds the write lock it took then: nobody
         # else can append in between, so the predecessor is known and the row is inserted whole.
-        row.prev_hash = last[1]
+        row.prev_hash = last[1][1]
         row.hash = row_hash(row)
         session.add(row)
         session.flush()
-        mark_appended(session, genesis=False)
+        mark_appended(session, prev=last[1], row=(row.seq, row.hash), nested=transaction.nested)
     else:
         session.add(row)
         # Insert first: on SQLite the insert takes the write lock, so every row with a lower seq is
         # committed and the predecessor read below cannot change under us (PostgreSQL: advisory lock).
         session.flush()
-        prev = session.scalar(
-            select(Decision.hash).where(Decision.seq < row.seq).order_by(Decision.seq.desc()).limit(1)
-        )
-        row.prev_hash = prev or GENESIS
+        before = session.execute(
+            select(Decision.seq, Decision.hash).where(Decision.seq < row.seq).order_by(Decision.seq.desc()).limit(1)
+        ).first()
+        prev = None if before is None else (int(before[0]), str(before[1]))
+        row.prev_hash = GENESIS if prev is None else prev[1]
         row.hash = row_hash(row)
-        mark_appended(session, genesis=prev is None)
-    session.info[_LAST_APPENDED] = (transaction, row.hash)
+        mark_appended(session, prev=prev, row=(row.seq, row.hash),
+                      nested=transaction is not None and transaction.nested)
+    session.info[_LAST_APPENDED] = (transaction, (row.seq, row.hash))
     all_refs = {r for r in refs} | {e for e in evidence if is_ref(e)}
     session.add_all(DecisionRef(decision_seq=row.seq, ref=r) for r in sorted(all_refs))
     session.flush()
@@ -191,9 +197,13 @@ def replay_at(session: Session, ts: datetime) -> Iterator[None]:
             session.info[_REPLAY_TS] = before
 
 
-def append_now(**kwargs: Any) -> Decision:
-    """Append in a transaction of its own (for callers that have no session, e.g. the LLM gateway)."""
-    with transaction() as session:
+def append_now(*, durable: bool = False, **kwargs: Any) -> Decision:
+    """Append in a transaction of its own (for callers that have no session, e.g. the LLM gateway).
+
+    Its callers record what a model was asked and said, not a change, so by default the commit does not wait
+    for the disk (see ``config.db.transaction``).
+    """
+    with transaction(durable=durable) as session:
         return append(session, **kwargs)
 
 

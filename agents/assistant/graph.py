@@ -172,7 +172,7 @@ def _is_model_failure(exc: Exception) -> bool:
 
 def _answer_row(ctx: Context, state: State, text: str, *, citations: list[str], stripped: list[str],
                 grounded: bool, stop_reason: str | None = None) -> str:
-    with transaction(ctx.engine) as session:
+    with transaction(ctx.engine, durable=False) as session:  # a record of what was said: see transaction()
         row = ledger.append(session, kind="agent_answer", actor="assistant", parent_id=state.turn_id,
                             thread_id=ctx.thread_id, input_summary=text[:2000],
                             output={"text": text, "citations": citations, "stripped": stripped, "grounded": grounded,
@@ -196,7 +196,7 @@ def begin_turn(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if not allowed and len(text) <= SHORT_REPLY_CHARS:  # "the first one", "yes, do it": answering our question
         allowed = list(state.allowed_writes)
     now = ctx.now()
-    with transaction(ctx.engine) as session:
+    with transaction(ctx.engine, durable=False) as session:
         row = ledger.append(session, kind="agent_turn", actor=p.actor, thread_id=ctx.thread_id,
                             input_summary=text, output={"language": language, "allowed_writes": allowed},
                             prompt=SYSTEM.ref)
@@ -336,7 +336,8 @@ def _run_one(ctx: Context, state: State, name: str, call_id: str, raw: dict[str,
                       "asked; you may offer the change in words")
     if tool.writes and made >= ctx.max_proposals:
         raise Refused(f"at most {ctx.max_proposals} changes per turn; the assistant makes no bulk changes")
-    with transaction(ctx.engine) as session:
+    # A read is only recorded; a write tool's proposal is a decision, committed durably.
+    with transaction(ctx.engine, durable=tool.writes) as session:
         env = ToolEnv(session=session, principal=ctx.principal, now=ctx.now(), thread_id=ctx.thread_id,
                       turn_id=state.turn_id, tool_call_id=call_id, message=message, evidence=evidence,
                       rejected=frozenset(state.rejected), search=ctx.search, model_id=state.model_id)
@@ -361,7 +362,7 @@ def _explain(exc: Exception) -> tuple[str, bool]:
 
 def _record_call(ctx: Context, state: State, name: str, raw: dict[str, Any], started: float, *, ok: bool,
                  error: str) -> None:
-    with transaction(ctx.engine) as session:
+    with transaction(ctx.engine, durable=False) as session:  # a failed call changed nothing
         ledger.append(session, kind="tool_call", actor="assistant", parent_id=state.turn_id, thread_id=ctx.thread_id,
                       input_summary=f"{name} {json.dumps(raw, ensure_ascii=False, default=str)}"[:2000],
                       output={"ok": ok, "error": error[:1000]}, latency_ms=(time.perf_counter() - started) * 1000,

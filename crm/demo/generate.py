@@ -236,6 +236,11 @@ def build_demo(engine: Engine, scale: float = 1.0, seed: int = 7, out_dir: Path 
         counts = dict(load.counts)
         ledger.append(session, kind="demo_load", actor="system", input_summary=f"scale={scale} seed={seed}",
                       output={"counts": counts, "facts": len(gt), "scale": scale, "seed": seed})
+    if engine.dialect.name == "postgresql":
+        # The planner has no statistics for freshly loaded tables until autovacuum gets to them (a minute or
+        # more); until then queries run on plans made for empty tables. Gather them now.
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
     token_path = out_dir / "demo_tokens.json"
     fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -126,3 +126,56 @@ def test_read_tools_run_the_same_on_both_engines(world: World) -> None:
         timeline = run("account_timeline", account="Acme East China", period="2026-10-01..2026-10-04").data["timeline"]
         assert [t["ref"] for t in timeline] == [f"activity:{world.records['a']['activity']}"]
         assert run("get_record", record=opp).data["related"]["account"][0]["name"] == "Acme East China"
+
+
+def test_a_turns_record_skips_the_disk_flush_and_its_decisions_do_not(world: World) -> None:
+    """On PostgreSQL, the turn, read and answer rows commit without waiting for the WAL flush; a proposal and its
+    approval (with the change they apply) wait for it. The chain and its anchor stay whole either way."""
+    from sqlalchemy import event
+
+    if world.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite commits are not flushed per commit in any case (WAL, synchronous=NORMAL)")
+    w = world
+    opp, rep = w.records["a"]["opportunity"], w.p("a", "rep")
+    relaxed: dict[int, bool] = {}  # connection -> its open transaction skips the flush
+    seen: list[tuple[str, bool]] = []  # (what was written, in a relaxed transaction)
+
+    def on_begin(conn: Any) -> None:
+        relaxed[id(conn)] = False
+
+    def on_execute(conn: Any, _cursor: Any, statement: str, params: Any, _context: Any, many: bool) -> None:
+        sql = " ".join(statement.split()).upper()
+        if "SET_CONFIG('SYNCHRONOUS_COMMIT', 'OFF', TRUE)" in sql:
+            relaxed[id(conn)] = True
+        if sql.startswith("INSERT INTO DECISIONS"):
+            for row in params if many else [params]:
+                seen.append((str(row.get("kind")), relaxed.get(id(conn), False)))
+        elif sql.startswith(("UPDATE OPPORTUNITIES", "INSERT INTO PROPOSALS", "UPDATE PROPOSALS")):
+            seen.append((sql.split()[0] + " " + sql.split()[2 if sql.startswith("INSERT") else 1].lower(),
+                         relaxed.get(id(conn), False)))
+
+    event.listen(w.engine, "begin", on_begin)
+    event.listen(w.engine, "before_cursor_execute", on_execute)
+    try:
+        saver = get_checkpointer()
+        bot = assistant(w.engine, FakeChatModel(script=[
+            call("get_record", record=f"opportunity:{opp}"),
+            call("update_stage", opportunity=f"opportunity:{opp}", stage="negotiation"),
+            say(f"Moved [opportunity:{opp}]."),
+        ]), saver)
+        drain(bot.start_turn(rep, "t", "Move the ESS-200 rollout deal to negotiation"))
+        drain(bot.resume(rep, "t", {"action": "approve"}))
+    finally:
+        event.remove(w.engine, "begin", on_begin)
+        event.remove(w.engine, "before_cursor_execute", on_execute)
+    flushed = {what for what, skipped in seen if not skipped}
+    skipped = {what for what, skipped in seen if skipped}
+    assert {"agent_turn", "tool_call", "agent_answer"} <= skipped  # get_record: a read
+    assert {"proposal", "approval", "apply", "INSERT proposals", "UPDATE opportunities"} <= flushed
+    assert not skipped & {"proposal", "approval", "apply", "INSERT proposals", "UPDATE opportunities",
+                          "UPDATE proposals"}
+    with w.engine.connect() as conn:  # a local setting ends with its transaction: pooled connections stay durable
+        assert conn.execute(text("SHOW synchronous_commit")).scalar_one() == "on"
+    with session_factory(w.engine)() as s:
+        result = verify(s)
+        assert result.ok and result.anchored_seq == s.scalar(text("SELECT max(seq) FROM decisions"))

@@ -243,3 +243,45 @@ def test_the_anchor_is_rewritten_in_place_and_a_torn_one_is_reported(world: Worl
     path.write_bytes(path.read_bytes()[:100].ljust(512))  # a write that landed half
     bad = _verify(world)
     assert not bad.ok and "unreadable" in bad.reason
+
+
+def test_the_anchor_is_flushed_only_as_durably_as_the_commit_it_follows(world: World) -> None:
+    """A durable PostgreSQL commit flushes the anchor (fdatasync); a relaxed one (``durable=False``) and every
+    SQLite commit do not, so the anchor never names rows the database could lose. Both move it forward."""
+    from config.db import transaction
+
+    _approve_one(world)  # the anchor file exists, so later writes go in place
+    postgres = world.engine.dialect.name == "postgresql"
+    for durable in (False, True):
+        with patch("ledger.anchor.os.fdatasync") as flush:
+            with transaction(world.engine, durable=durable) as s:
+                ledger.append(s, kind="agent_turn", actor="user:1", input_summary=f"durable={durable}")
+                setting = s.execute(text("SHOW synchronous_commit")).scalar_one() if postgres else None
+        assert flush.called == (durable and postgres)
+        assert setting == (None if not postgres else "on" if durable else "off")
+        assert _verify(world).anchored_seq == _last_seq(world)
+
+
+def test_a_commit_that_follows_the_anchor_advances_it_without_a_head_query(world: World) -> None:
+    """The usual commit links its first row to the anchored head, so the anchor moves with no query; a commit
+    whose rows do not follow the anchor (a savepoint, or another writer's rows in between) takes the query."""
+    from config.db import transaction
+    from ledger import anchor
+
+    _approve_one(world)
+    with patch("ledger.anchor._head", wraps=anchor._head) as head:
+        with transaction(world.engine) as s:
+            ledger.append(s, kind="agent_turn", actor="user:1", input_summary="one")
+            ledger.append(s, kind="agent_answer", actor="assistant", input_summary="two")
+        assert head.call_count == 0 and _verify(world).anchored_seq == _last_seq(world)
+        with transaction(world.engine) as s, s.begin_nested():
+            ledger.append(s, kind="agent_turn", actor="user:1", input_summary="in a savepoint")
+        assert head.call_count == 1 and _verify(world).anchored_seq == _last_seq(world)
+        with patch("ledger.anchor._write", wraps=anchor._write) as write:
+            with transaction(world.engine) as s:  # rows appended behind the anchor's back, then a commit
+                ledger.append(s, kind="agent_turn", actor="user:1", input_summary="unanchored")
+                s.info.pop("ledger_anchor")  # as if its anchor update was lost in a crash
+            with transaction(world.engine) as s:
+                ledger.append(s, kind="agent_turn", actor="user:1", input_summary="after the crash")
+        assert head.call_count == 2 and write.call_count == 1
+    assert _verify(world).anchored_seq == _last_seq(world)
