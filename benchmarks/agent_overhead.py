@@ -10,9 +10,9 @@ fake model (bind_tools + invoke on the same messages), run in the same process. 
 fixed hits and writes the retrieval ledger row (the index itself is benchmarked in benchmarks/retrieval.py).
 Overhead = turn time - baseline; the target is p95 < 50 ms. "cpu" is the process's CPU time per turn (all its
 threads): on a shared, loaded machine it is the steadier measure of the engine's own work. A turn that asks for
-approval is two runs (until the proposal, then after the rep's decision); both are shown. On PostgreSQL every ledger
-commit waits for the WAL flush (about 12 ms per commit on this machine's disk), and a turn commits 3-7 ledger
-transactions.
+approval is two runs (until the proposal, then after the rep's decision); both are shown. On PostgreSQL only the
+proposal and approval transactions wait for the WAL flush; the turn's record does not (config.db.transaction).
+"in-memory checkpoints" runs the same turns with the checkpointer's share taken out.
 """
 
 from __future__ import annotations
