@@ -40,6 +40,7 @@ import ledger
 from agents.assistant.citations import Checked, check, link
 from agents.assistant.context import Context
 from agents.assistant.fallback import cite_named_records, looks_like_a_call, records_answer
+from agents.assistant.figures import answer_problem
 from agents.assistant.intent import allowed_tools
 from agents.assistant.language import LANGUAGE_NAMES, Language, answer_language
 from agents.assistant.state import Decision, InputState, State
@@ -171,12 +172,14 @@ def _is_model_failure(exc: Exception) -> bool:
 
 
 def _answer_row(ctx: Context, state: State, text: str, *, citations: list[str], stripped: list[str],
-                grounded: bool, stop_reason: str | None = None) -> str:
+                grounded: bool, stop_reason: str | None = None, replaced: str | None = None) -> str:
+    """The answer's ledger row; ``replaced``: why the model's own answer was not shown, and what it said."""
     with transaction(ctx.engine, durable=False) as session:  # a record of what was said: see transaction()
         row = ledger.append(session, kind="agent_answer", actor="assistant", parent_id=state.turn_id,
                             thread_id=ctx.thread_id, input_summary=text[:2000],
                             output={"text": text, "citations": citations, "stripped": stripped, "grounded": grounded,
-                                    "language": state.language, "stop_reason": stop_reason},
+                                    "language": state.language, "stop_reason": stop_reason,
+                                    **({"replaced": replaced} if replaced else {})},
                             evidence=citations, model_id=state.model_id, prompt=SYSTEM.ref)
     return row.id
 
@@ -442,6 +445,13 @@ def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         shown = records_answer(checked.text, state.messages, state.language)
         if shown is not None:
             checked = check(shown, state.evidence)
+    replaced = answer_problem(checked.text, state.messages)
+    if replaced:  # a figure no tool returned (a currency swapped, a sum made up): the records, without the prose
+        shown = records_answer("", state.messages, state.language)
+        if shown is None:
+            replaced = None
+        else:
+            checked = check(shown, state.evidence)
     if state.allowed_writes and state.proposals_made == 0 and checked.text:
         # The rep asked for a change and nothing was proposed: whatever the model wrote, say so plainly (the 1.5B
         # once answered "I have changed the stage" without calling any tool).
@@ -450,7 +460,7 @@ def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         checked = Checked(COULD_NOT[state.language].format(reason=REASONS["empty_answer"][state.language]), [],
                           checked.stripped)
     turn_answer = _answer_row(ctx, state, checked.text, citations=checked.citations, stripped=checked.stripped,
-                              grounded=checked.grounded)
+                              grounded=checked.grounded, replaced=replaced and f"{replaced}: {said[:1000]}")
     for cited in checked.citations:
         runtime.stream_writer({"type": "citation", "ref": cited, "link": link(cited)})
     runtime.stream_writer({"type": "answer", "text": checked.text, "citations": checked.citations,

@@ -3,13 +3,17 @@
 A small model often drops a filter from a request that names three ("my deals over 500k with no activity for 30
 days"), and then answers as if it had applied it. "My" and a bounded amount are deterministic to read, so code reads
 them: a list call without an owner gets ``me`` when the request says "my"/我的 (not "my team"/我们), and a deal list
-without amount bounds gets the one amount the request bounds with "over"/超过/以上 or "under"/不到/以下. What code
-added is listed in the tool's ``filters`` as ``from_request``, so the answer and its "why?" show it.
+without amount bounds gets the one amount the request bounds with "over"/超过/以上 or "under"/不到/以下. A call that
+puts the request's one bound on the wrong side ("低于20万" as ``amount_min``) has it moved. What code added or moved
+is listed in the tool's ``filters`` as ``from_request``, so the answer and its "why?" show it.
 """
 
 from __future__ import annotations
 
 import re
+
+from agents.assistant.money import parse_amount
+from config.errors import CrmindError
 
 _MINE = re.compile(r"\b(?:my|mine)\b|我的|我名下|我手上|我负责", re.IGNORECASE)
 _NOT_MINE = re.compile(r"\bmy team\b|\bour\b|\bteam'?s\b|我们|团队|全组|大家", re.IGNORECASE)
@@ -30,6 +34,14 @@ def says_mine(message: str) -> bool:
 def _one(pattern: re.Pattern[str], text: str) -> str | None:
     found = [next(g for g in m.groups() if g) for m in pattern.finditer(text)]
     return found[0].strip() if len(found) == 1 else None
+
+
+def same_amount(a: object, b: object) -> bool:
+    """Whether two amounts as written ("200000", "20万", "200k") are the same number."""
+    try:
+        return parse_amount(a)[0] == parse_amount(b)[0]  # type: ignore[arg-type]
+    except CrmindError:
+        return False
 
 
 def amount_bounds(message: str) -> tuple[str | None, str | None]:

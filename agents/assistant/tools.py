@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from agents.assistant.dates import resolve_date, resolve_range
 from agents.assistant.money import format_money, parse_amount
-from agents.assistant.request_filters import amount_bounds, says_mine
+from agents.assistant.request_filters import amount_bounds, same_amount, says_mine
 from agents.assistant.resolve import NAME_FIELD, resolve, resolve_owner, similar
 from agents.errors import AgentError, ToolInputError
 from config.objects import ref
@@ -292,9 +292,15 @@ def _from_request(env: ToolEnv, args: ArgsT, applied: dict[str, Any], *, amounts
     added: dict[str, Any] = {}
     if getattr(args, "owner", None) is None and says_mine(env.message):
         added["owner"] = "me"
-    if amounts and getattr(args, "amount_min", None) is None and getattr(args, "amount_max", None) is None:
+    if amounts:
         low, high = amount_bounds(env.message)
-        added.update({k: v for k, v in (("amount_min", low), ("amount_max", high)) if v})
+        given_min, given_max = getattr(args, "amount_min", None), getattr(args, "amount_max", None)
+        if given_min is None and given_max is None:
+            added.update({k: v for k, v in (("amount_min", low), ("amount_max", high)) if v})
+        elif given_max is None and high and not low and same_amount(given_min, high):
+            added.update(amount_min=None, amount_max=high)  # "低于20万" called as amount_min=200000: flipped
+        elif given_min is None and low and not high and same_amount(given_max, low):
+            added.update(amount_min=low, amount_max=None)
     if not added:
         return args
     applied["from_request"] = sorted(added)

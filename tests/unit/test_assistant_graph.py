@@ -414,6 +414,31 @@ def test_a_tool_call_written_as_text_instead_of_an_answer_shows_the_records_foun
     assert f"[opportunity:{opp}]" in answer.text and answer.citations and answer.grounded
 
 
+def test_an_answer_with_a_figure_no_tool_returned_shows_the_records_instead(sqlite_world: World) -> None:
+    # What Qwen2.5-1.5B did: each CNY amount the tool returned written as USD (the prompt example's currency).
+    w = sqlite_world
+    opp = _opp(w)
+    with session_factory(w.engine)() as s:
+        deal = s.get(Opportunity, opp)
+        other = "USD" if deal.currency != "USD" else "CNY"
+        amount = f"{deal.amount:,.2f}"
+    question = "我在提案阶段、金额低于100万的商机有哪些？"
+    swapped = say(f"One deal: {deal.name}, {other} {amount} [opportunity:{opp}].")
+    answer = of_type(drain(assistant(w.engine, FakeChatModel(script=[
+        call("list_opportunities", stage="proposal"), swapped])).start_turn(w.p("a", "rep"), "t", question)),
+        "answer")[0]
+    assert answer.text.startswith("以下是查到的记录") and f"{other} {amount}" not in answer.text
+    assert f"{deal.currency} {amount}" in answer.text and f"[opportunity:{opp}]" in answer.text and answer.grounded
+    with session_factory(w.engine)() as s:
+        row = s.scalars(select(Decision).where(Decision.kind == "agent_answer")).one()
+        assert row.output["replaced"].startswith(f"figures no tool returned: {other} {amount}")
+    right = say(f"One deal: {deal.name}, {deal.currency} {amount}, under the 100万 you asked for [opportunity:{opp}].")
+    kept = of_type(drain(assistant(w.engine, FakeChatModel(script=[
+        call("list_opportunities", stage="proposal"), right])).start_turn(w.p("a", "rep"), "t2", question)),
+        "answer")[0]
+    assert kept.text == str(right.content)  # figures the tool returned, and the rep's own: left as written
+
+
 def test_plain_prose_is_left_alone_even_when_it_cites_nothing(sqlite_world: World) -> None:
     w = sqlite_world
     fake = FakeChatModel(script=[call("list_opportunities", stage="proposal"), say("Which team do you mean?")])

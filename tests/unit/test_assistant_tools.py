@@ -109,6 +109,13 @@ def test_a_list_call_that_drops_my_or_a_stated_amount_gets_them_from_the_reps_wo
     assert ask(mate, "my team's deals under 300k").refs == [opp]  # the team's: no owner added
     kept = ask(rep, "deals over 1M", amount_min="100k")  # what the model passed is kept
     assert kept.refs == [opp] and "from_request" not in kept.data["filters"]
+    # The request's one bound passed on the wrong side (seen from Qwen2.5-1.5B: "低于20万" as amount_min=200000)
+    flipped = ask(rep, "我手上金额低于30万、还在谈判阶段的商机有哪些？", amount_min="300000")
+    assert flipped.refs == [opp] and flipped.data["filters"]["from_request"] == ["amount_max", "amount_min", "owner"]
+    assert "amount_min" not in flipped.data["filters"] and flipped.data["filters"]["amount_max"] == "300000"
+    assert ask(rep, "deals over 100k", amount_max="100k").refs == [opp]  # over, called as a maximum: moved too
+    assert ask(rep, "deals under 300k", amount_min="200k").refs == [opp]  # another number: the model's call stands
+    assert ask(rep, "deals between 100k and 300k", amount_min="300k").data["count"] == 0  # two bounds: not read
 
 
 def test_list_opportunities_filters_resolve_me_amounts_and_periods(sqlite_world: World) -> None:
