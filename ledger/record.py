@@ -85,11 +85,9 @@ def hold_write_lock(session: Session) -> None:
     transaction = session.get_transaction()
     if transaction is not None and session.info.get(_LOCK_HELD) is transaction:
         return  # already held: an erase emits dozens of outbox entries in one transaction
-    if session.info.get(RELAXED_COMMIT):  # transaction(durable=False): same round trip, SET LOCAL's effect
-        session.execute(text("SELECT pg_advisory_xact_lock(:k), set_config('synchronous_commit', 'off', true)"),
-                        {"k": _LOCK_KEY})
-    else:
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+    # transaction(durable=False): SET LOCAL synchronous_commit = off, in the same round trip
+    relax = ", set_config('synchronous_commit', 'off', true)" if session.info.get(RELAXED_COMMIT) else ""
+    session.execute(text(f"SELECT pg_advisory_xact_lock(:k){relax}"), {"k": _LOCK_KEY})
     session.info[_LOCK_HELD] = session.get_transaction()
 
 

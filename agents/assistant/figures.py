@@ -12,6 +12,7 @@ with the note's words ("the Port of Antwerp"), and function words can't tell tha
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from decimal import Decimal
 
 from langchain_core.messages import AnyMessage, HumanMessage, ToolMessage
@@ -28,27 +29,22 @@ _MONEY = re.compile(rf"(?:(?<![A-Za-z])(?:{_CODES})\s?{_NUMBER}{_SCALE}|{_NUMBER
 _BARE = re.compile(rf"{_NUMBER}{_SCALE}", re.IGNORECASE)  # the rep's "over 500k", "20万": amounts need no currency
 
 
+def _amounts(pattern: re.Pattern[str], text: str) -> Iterator[tuple[str, Decimal, str | None]]:
+    """Each amount ``pattern`` finds that parses: (as written, value, currency)."""
+    for m in pattern.finditer(text):
+        try:
+            value, currency = parse_amount(m.group(0))
+        except ToolInputError:
+            continue
+        yield m.group(0).strip(), value, currency
+
+
 def money_figures(text: str) -> dict[tuple[str | None, Decimal], str]:
     """The money figures in ``text``: (currency, value) -> as written."""
     found: dict[tuple[str | None, Decimal], str] = {}
-    for m in _MONEY.finditer(text):
-        written = m.group(0)
-        try:
-            value, currency = parse_amount(written)
-        except ToolInputError:
-            continue
-        found.setdefault((currency, value), written.strip())
+    for written, value, currency in _amounts(_MONEY, text):
+        found.setdefault((currency, value), written)
     return found
-
-
-def _values(text: str) -> list[Decimal]:
-    values = []
-    for m in _BARE.finditer(text):
-        try:
-            values.append(parse_amount(m.group(0))[0])
-        except ToolInputError:
-            continue
-    return values
 
 
 def _turn_texts(messages: list[AnyMessage]) -> tuple[str, str]:
@@ -68,10 +64,9 @@ def unsupported_figures(answer: str, messages: list[AnyMessage]) -> list[str]:
     """
     rep, tools = _turn_texts(messages)
     returned = set(money_figures(tools))
-    asked = {value for _, value in money_figures(rep)} | set(_values(rep))
-    return [written for (currency, value), written in money_figures(answer).items()
-            if value not in asked and not ((currency, value) in returned or (currency is None and any(
-                v == value for _, v in returned)))]
+    asked = {value for _, value, _ in _amounts(_BARE, rep)}
+    return [written for figure, written in money_figures(answer).items()
+            if figure[1] not in asked and figure not in returned]
 
 
 def answer_problem(answer: str, messages: list[AnyMessage]) -> str | None:
