@@ -56,13 +56,13 @@ def found_records(messages: list[AnyMessage]) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
-def _label(record: dict[str, Any]) -> str:
+def record_label(record: dict[str, Any]) -> str:
     """The record's name (or subject, or title); empty if it has none."""
     return next((str(record[f]) for f in LABEL_FIELDS if record.get(f)), "")
 
 
 def _line(record: dict[str, Any]) -> str:
-    label = _label(record) or str(record["ref"])
+    label = record_label(record) or str(record["ref"])
     details = [str(record[f]) for f in DETAIL_FIELDS if record.get(f) not in (None, "")]
     return f"- {label}" + (f" · {' · '.join(details)}" if details else "") + f" [{record['ref']}]"
 
@@ -74,7 +74,7 @@ def cite_named_records(text: str, messages: list[AnyMessage]) -> str:
     verbatim, and returned by a tool in this turn, is what the sentence is about.
     """
     for record in found_records(messages):
-        label, ref = _label(record), f"[{record['ref']}]"
+        label, ref = record_label(record), f"[{record['ref']}]"
         if len(label) < MIN_NAME or ref in text:
             continue
         at = text.find(label)

@@ -38,9 +38,11 @@ from pydantic import ValidationError
 
 import ledger
 from agents.assistant.citations import Checked, check, link
+from agents.assistant.clarify import asks, choices, names_a_record, question, target_kind
 from agents.assistant.context import Context
 from agents.assistant.fallback import cite_named_records, looks_like_a_call, records_answer
 from agents.assistant.figures import answer_problem
+from agents.assistant.grounding import CALL_PREFIX, looked_up, lookups, worth_a_lookup
 from agents.assistant.intent import allowed_tools
 from agents.assistant.language import LANGUAGE_NAMES, Language, answer_language
 from agents.assistant.state import Decision, InputState, State
@@ -124,9 +126,12 @@ def turn_note(*, rep: str, now: datetime, language: Language) -> SystemMessage:
                                                   language=LANGUAGE_NAMES[language]))
 
 
-def with_tools(model: Any) -> Runnable[Any, Any]:
-    """The chat model with every assistant tool bound, as in each model call that may call tools."""
-    bound: Runnable[Any, Any] = model.bind_tools(list(TOOL_SCHEMAS), tool_choice="auto")
+def with_tools(model: Any, choice: str = "auto") -> Runnable[Any, Any]:
+    """The chat model with every assistant tool bound, as in each model call that may call tools.
+
+    ``choice="required"``: the reply must call a tool (the grammar allows nothing else on llama.cpp).
+    """
+    bound: Runnable[Any, Any] = model.bind_tools(list(TOOL_SCHEMAS), tool_choice=choice)
     return bound
 
 
@@ -235,7 +240,24 @@ def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         return {"stop_reason": "model_error", "model_calls": state.model_calls + 1, "model_id": model_id}
     if tool_free and (reply.tool_calls or reply.invalid_tool_calls):  # it still wants tools: stop honestly
         return {"stop_reason": "step_limit", "model_calls": state.model_calls + 1, "model_id": model_id}
-    return {"messages": [reply], "model_calls": state.model_calls + 1, "model_id": model_id, "answer_now": False}
+    calls_made = state.model_calls + 1
+    if not (tool_free or reply.tool_calls or reply.invalid_tool_calls or state.allowed_writes
+            or asks(text_of(reply)) or looked_up(state.messages)):  # an answer from nothing: look first (grounding)
+        message = rep_message(state)
+        with transaction(ctx.engine, durable=False) as session:
+            calls = lookups(session, ctx.principal, message)
+        if calls:
+            reply = AIMessage(content="", tool_calls=calls)
+        elif worth_a_lookup(message) and calls_made < ctx.max_model_calls:
+            calls_made += 1
+            try:
+                forced = _streamed(with_tools(model, "required"), messages, runtime)
+            except Exception as exc:
+                if not _is_model_failure(exc):
+                    raise
+                forced = reply  # the first answer stands; it is checked like any other
+            reply = forced if forced.tool_calls or forced.invalid_tool_calls else reply
+    return {"messages": [reply], "model_calls": calls_made, "model_id": model_id, "answer_now": False}
 
 
 def for_model(messages: list[AnyMessage], keep_turns: int = MAX_TURNS_SHOWN) -> list[AnyMessage]:
@@ -348,7 +370,8 @@ def _run_one(ctx: Context, state: State, name: str, call_id: str, raw: dict[str,
         ledger.append(session, kind="tool_call", actor="assistant", parent_id=state.turn_id, thread_id=ctx.thread_id,
                       input_summary=f"{name} {json.dumps(raw, ensure_ascii=False, default=str)}"[:2000],
                       output={"ok": True, "summary": result.summary, "proposal_id": result.proposal_id,
-                              "retrieval_decision": result.retrieval_decision},
+                              "retrieval_decision": result.retrieval_decision,
+                              "called_by": "crmind" if call_id.startswith(CALL_PREFIX) else "model"},
                       evidence=result.refs[:200], latency_ms=(time.perf_counter() - started) * 1000,
                       model_id=state.model_id, prompt=SYSTEM.ref)
     return result
@@ -452,7 +475,16 @@ def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             replaced = None
         else:
             checked = check(shown, state.evidence)
-    if state.allowed_writes and state.proposals_made == 0 and checked.text:
+    kind = target_kind(rep_message(state), state.allowed_writes) if state.proposals_made == 0 else None
+    asked = False
+    if kind and not asks(checked.text) and not checked.citations:  # a cited answer stands (a misread request)
+        with transaction(ctx.engine, durable=False) as session:
+            named = names_a_record(session, ctx.principal, rep_message(state))
+            found = [] if named else choices(session, ctx.principal, kind)
+        if not named:  # a change to no record the rep named: ask which, never guess (see clarify)
+            replaced, asked = replaced or f"asked which {kind}", True
+            checked = check(question(kind, state.language, found), [*state.evidence, *(r["ref"] for r in found)])
+    if state.allowed_writes and state.proposals_made == 0 and checked.text and not asked:
         # The rep asked for a change and nothing was proposed: whatever the model wrote, say so plainly (the 1.5B
         # once answered "I have changed the stage" without calling any tool).
         checked = Checked(f"{checked.text}\n\n{NOTHING_CHANGED[state.language]}", checked.citations, checked.stripped)

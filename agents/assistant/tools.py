@@ -49,6 +49,7 @@ assert set(get_args(ActivityKind)) < set(CHOICES[("activity", "kind")])
 
 FOLLOW_UP_KIND = "task"
 FOLLOW_UP_HOUR = time(9, 0)
+KEYWORD_TERMS, KEYWORD_CANDIDATES = 8, 200  # the keyword fallback's query terms, and the rows it ranks
 MAX_TEXT = 400  # characters of free text per item in tool output: small models, small prompts
 SearchFn = Callable[..., tuple[list[Any], str]]
 
@@ -481,16 +482,25 @@ def search_notes(env: ToolEnv, args: SearchNotesArgs) -> ToolResult:
 
 
 def _keyword_notes(env: ToolEnv, args: SearchNotesArgs, options: dict[str, Any], why: str) -> ToolResult:
-    words = [w for w in args.query.split() if len(w) >= 3][:6] or [args.query.strip()]
-    match = [Activity.subject.ilike(f"%{escape_like(w)}%", escape="\\") |
-             Activity.body.ilike(f"%{escape_like(w)}%", escape="\\") for w in words]
+    """Activities holding the query's terms, most distinct terms first, then newest (no index to rank by meaning)."""
+    from retrieval.sparse import tokenize
+
+    terms = list(dict.fromkeys(t for t in tokenize(args.query) if len(t) >= 2))[:KEYWORD_TERMS] or [args.query.strip()]
+    match = [Activity.subject.ilike(f"%{escape_like(t)}%", escape="\\") |
+             Activity.body.ilike(f"%{escape_like(t)}%", escape="\\") for t in terms]
     conds: list[Any] = [or_(*match)]
     if "account_id" in options:
         conds.append(Activity.account_id == options["account_id"])
     if "date_from" in options:
         conds.append(and_(Activity.occurred_at >= options["date_from"], Activity.occurred_at < options["date_to"]))
-    rows = _rows(env, "activity", *conds, order=Activity.occurred_at.desc(), limit=args.limit)
-    items, refs = _items(env, "activity", rows)
+    rows = _rows(env, "activity", *conds, order=Activity.occurred_at.desc(), limit=KEYWORD_CANDIDATES)
+
+    def matched(a: Activity) -> int:
+        text = f"{a.subject} {a.body}".lower()
+        return sum(t in text for t in terms)
+
+    best = sorted(rows, key=lambda a: -matched(a))[:args.limit]  # stable: newest first among equals
+    items, refs = _items(env, "activity", best)
     return ToolResult({"results": items, "count": len(items),
                        "note": f"search index unavailable ({why}); these are keyword matches"}, refs,
                       f"{len(items)} keyword matches (index unavailable)")

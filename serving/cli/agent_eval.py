@@ -18,6 +18,7 @@ def eval_agent(
     per_cell: Annotated[int, typer.Option(min=1, help="Tasks per kind and language with --quick")] = 2,
     trials: Annotated[int, typer.Option(min=1, max=10, help="Runs of every task (pass^1 and pass^trials)")] = 3,
     out: Annotated[Path | None, typer.Option(help="Write the JSON report here")] = None,
+    kinds: Annotated[str | None, typer.Option(help="Only these kinds, comma-separated (e.g. rag,ambiguous)")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N tasks (after --quick)")] = None,
     scale: Annotated[float, typer.Option(help="Demo CRM scale of the temp copy")] = 0.02,
     seed: Annotated[int, typer.Option(help="Seed of the first trial")] = 0,
@@ -30,10 +31,15 @@ def eval_agent(
     from config.settings import get_settings
     from crm.schema import migrate
     from eval.agent.harness import ScriptFor, gateway, run_suite, scripted_oracle, table
-    from eval.agent.tasks import load_tasks
+    from eval.agent.tasks import KINDS, load_tasks
     from eval.agent.tasks import quick as stratified
 
     tasks = load_tasks()
+    if kinds:
+        wanted = {k.strip() for k in kinds.split(",") if k.strip()}
+        if unknown := wanted - set(KINDS):
+            fail(f"unknown kind(s) {', '.join(sorted(unknown))}; the kinds are {', '.join(KINDS)}")
+        tasks = [t for t in tasks if t.kind in wanted]
     if quick:
         tasks = stratified(tasks, per_cell)
     if limit:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
 
+from crm.models import Opportunity
 from eval.agent.harness import Demo, build_template, mentions, report, resolve_all, run_suite, run_task, table
 from eval.agent.tasks import KINDS, Resolved, load_tasks, quick
 from ledger import Decision
@@ -126,6 +128,14 @@ def test_a_wrong_end_state_fails(resolved: dict[str, Resolved], demo: Demo, tmp_
     silent = copy.deepcopy(clarify)
     silent.oracle = [{"say": "Done."}]
     run = run_task(silent, demo, _oracle(silent), tmp_path, trial=0)
+    assert run.passed and run.answer.startswith("Which deal do you mean?")  # crmind asks when the model does not
+    with Session(create_engine(f"sqlite:///{demo.path}")) as s:
+        mine = s.scalars(select(Opportunity.id).where(Opportunity.team_id.in_(clarify.principal.team_ids),
+                                                      Opportunity.stage != "negotiation")).first()
+    guess = copy.deepcopy(clarify)  # the model picks a deal itself: a proposal the rep did not ask for, no question
+    guess.oracle = [{"call": "update_stage", "args": {"opportunity": f"opportunity:{mine}", "stage": "negotiation"}},
+                    {"say": "Done."}]
+    run = run_task(guess, demo, _oracle(guess), tmp_path, trial=0)
     assert not run.passed and "no clarifying question" in run.reasons
 
 

@@ -1,0 +1,150 @@
+"""Look before answering (``grounding``) and ask which record (``clarify``), with a scripted model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+from langchain_core.messages import ToolMessage
+from sqlalchemy import select
+
+from agents.assistant.clarify import names_a_record, target_kind
+from agents.assistant.grounding import named_records
+from agents.assistant.tools import TOOLS_BY_NAME, ToolEnv
+from config.db import session_factory
+from crm.models import Account, Activity, Opportunity, Proposal
+from ledger import Decision
+from tests.fixtures.assistant import NOW, assistant, drain, no_index, of_type
+from tests.fixtures.fake_chat import FakeChatModel, block_real_models, call, say
+from tests.world import World
+
+
+@pytest.fixture(autouse=True)
+def _no_real_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    block_real_models(monkeypatch)
+    yield
+
+
+def _names(w: World, team: str) -> tuple[str, str]:
+    """The team's deal name and account name."""
+    with session_factory(w.engine)() as s:
+        opp = s.get_one(Opportunity, w.records[team]["opportunity"])
+        return opp.name, s.get_one(Account, opp.account_id).name
+
+
+def _tool_calls(w: World) -> list[Decision]:
+    with session_factory(w.engine)() as s:
+        return list(s.scalars(select(Decision).where(Decision.kind == "tool_call").order_by(Decision.seq)))
+
+
+def test_an_answer_from_nothing_about_a_named_record_is_looked_up_first(sqlite_world: World) -> None:
+    w = sqlite_world
+    opp = w.records["a"]["opportunity"]
+    name, _ = _names(w, "a")
+    fake = FakeChatModel(script=[say("It is in closing."), say(f"{name} is at the proposal stage.")])
+    events = drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", f"What stage is {name} at?"))
+    assert [s.tool for s in of_type(events, "tool_step")] == ["get_record", "search_notes"]
+    seen = [str(m.content) for m in fake.requests[1] if isinstance(m, ToolMessage)]
+    assert seen[0].startswith('<data source="get_record">') and '"stage":"proposal"' in seen[0]
+    answer = of_type(events, "answer")[0]
+    assert answer.text == f"{name} [opportunity:{opp}] is at the proposal stage." and answer.grounded
+    rows = _tool_calls(w)
+    assert [r.output["called_by"] for r in rows] == ["crmind", "crmind"]
+    assert rows[0].input_summary.startswith(f'get_record {{"record": "opportunity:{opp}"')
+
+
+def test_small_talk_questions_back_and_change_requests_are_not_looked_up(sqlite_world: World) -> None:
+    w = sqlite_world
+    fake = FakeChatModel(script=[say("Hello! How can I help?"), say("You're welcome."),
+                                 say("Which account do you mean?"), say("Done.")])
+    bot, rep = assistant(w.engine, fake), w.p("a", "rep")
+    assert of_type(drain(bot.start_turn(rep, "t", "hi")), "answer")[0].text == "Hello! How can I help?"
+    assert of_type(drain(bot.start_turn(rep, "t", "谢谢")), "answer")[0].text == "You're welcome."
+    drain(bot.start_turn(rep, "t", "What did the customer say about the warranty terms?"))
+    drain(bot.start_turn(rep, "t", "Move ESS-200 rollout a to negotiation"))
+    assert len(fake.requests) == 4 and set(fake.tool_choices) == {"auto"} and not _tool_calls(w)
+
+
+def test_a_record_the_rep_may_not_read_is_not_looked_up_even_when_named(sqlite_world: World) -> None:
+    w = sqlite_world
+    other, _ = _names(w, "b")
+    fake = FakeChatModel(script=[say("It is in proposal."), call("find_records", query=other),
+                                 say("I can't find that deal.")])
+    events = drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", f"What stage is {other} at?"))
+    # nothing readable is named, so the model is asked again and must choose a lookup itself
+    assert fake.tool_choices[:2] == ["auto", "required"]
+    assert [s.tool for s in of_type(events, "tool_step")] == ["find_records"]
+    seen = "".join(str(m.content) for m in fake.requests[2] if isinstance(m, ToolMessage))
+    assert seen.startswith('<data source="find_records">') and other not in seen
+
+
+def test_named_records_are_whole_names_longest_first(sqlite_world: World) -> None:
+    w = sqlite_world
+    name, account = _names(w, "a")
+    with session_factory(w.engine)() as s:
+        found = named_records(s, w.p("a", "rep"), f"what did {account.upper()} say about {name}?")
+        assert [(obj, r.id) for obj, r in found] == [("opportunity", w.records["a"]["opportunity"]),
+                                                     ("account", w.records["a"]["account"])]
+        assert named_records(s, w.p("a", "rep"), "what about ESS?") == []
+
+
+def test_a_change_request_naming_no_record_gets_a_question_with_the_reps_records(sqlite_world: World) -> None:
+    w = sqlite_world
+    opp = w.records["a"]["opportunity"]
+    fake = FakeChatModel(script=[say("Done, I moved it."), say("好的。")])
+    bot, rep = assistant(w.engine, fake), w.p("a", "rep")
+    answer = of_type(drain(bot.start_turn(rep, "t", "Move the deal to negotiation.")), "answer")[0]
+    assert answer.text.startswith("Which deal do you mean?") and "Done" not in answer.text
+    assert f"[opportunity:{opp}]" in answer.text and answer.citations == [f"opportunity:{opp}"]
+    zh = of_type(drain(bot.start_turn(rep, "t2", "帮我记录一下和客户的通话。")), "answer")[0]
+    assert zh.text.startswith("您指的是哪个客户？") and zh.language == "zh"
+    with session_factory(w.engine)() as s:
+        assert not list(s.scalars(select(Proposal)))
+        row = s.scalars(select(Decision).where(Decision.kind == "agent_answer").order_by(Decision.seq)).first()
+        assert row is not None and row.output["replaced"] == "asked which opportunity: Done, I moved it."
+
+
+def test_a_change_request_that_names_a_record_is_not_asked_about(sqlite_world: World) -> None:
+    w = sqlite_world
+    opp = w.records["a"]["opportunity"]
+    fake = FakeChatModel(script=[call("update_stage", opportunity=f"opportunity:{opp}", stage="negotiation"),
+                                 say("Left as is.")])
+    bot, rep = assistant(w.engine, fake), w.p("a", "rep")
+    drain(bot.start_turn(rep, "t", "Move ESS-200 to negotiation"))  # part of the name "ESS-200 rollout a"
+    answer = of_type(drain(bot.resume(rep, "t", {"action": "reject"})), "answer")[0]
+    assert answer.text == "Left as is."
+    with session_factory(w.engine)() as s:
+        assert names_a_record(s, rep, "Move ESS-200 to negotiation")
+        assert not names_a_record(s, rep, "Move the deal to the next stage next week")
+        assert not names_a_record(s, rep, "把那个商机推进到下一阶段")
+
+
+def test_the_kind_asked_about_comes_from_the_reps_words_or_the_change() -> None:
+    assert target_kind("Update the close date.", ["update_stage", "update_record"]) == "opportunity"
+    assert target_kind("Log a call with the customer", ["log_activity"]) == "account"
+    assert target_kind("Update the lead's phone", ["update_record"]) == "lead"
+    assert target_kind("把那个工单关闭", ["update_stage", "update_record"]) == "case"
+    assert target_kind("Create a lead for Li Lei", ["create_lead"]) is None
+
+
+def test_keyword_search_ranks_by_terms_matched_then_newest(sqlite_world: World) -> None:
+    w = sqlite_world
+    rep = w.p("a", "rep")
+    acct = w.records["a"]["account"]
+    with session_factory(w.engine)() as s, s.begin():
+        common = {"account_id": acct, "owner_id": rep.user_id, "team_id": next(iter(rep.team_ids)), "kind": "note",
+                  "language": "en"}
+        old = Activity(subject="Site visit", body="The pilot will run at the Foshan warehouse site.",
+                       occurred_at=datetime(2026, 9, 1, 9, 0), **common)
+        new = Activity(subject="Pilot", body="Talked about lunch.", occurred_at=datetime(2026, 10, 4, 9, 0), **common)
+        s.add_all([old, new])
+        s.flush()
+        old_id, new_id = old.id, new.id
+    tool = TOOLS_BY_NAME["search_notes"]
+    with session_factory(w.engine)() as s:
+        env = ToolEnv(session=s, principal=rep, now=NOW, thread_id="t", turn_id=None, tool_call_id="c", message="",
+                      evidence=[], rejected=frozenset(), search=no_index, model_id=None)
+        result = tool.run(env, tool.args.model_validate({"query": "Where will the pilot run?"}))
+    refs = [r["ref"] for r in result.data["results"]]
+    assert refs.index(f"activity:{old_id}") < refs.index(f"activity:{new_id}")
