@@ -18,6 +18,8 @@ MAX_SHOWN = 10
 MIN_NAME = 4  # shorter names ("Li") are too likely to appear by chance
 LABEL_FIELDS = ("name", "subject", "title")
 DETAIL_FIELDS = ("stage", "status", "priority", "amount", "close_date", "due", "kind", "ts")
+MIN_QUOTE = 12  # characters: shorter quotes ("yes", a name) could come from anywhere
+QUOTED = re.compile(r'"([^"\n]+)"|“([^”\n]+)”|「([^」\n]+)」|『([^』\n]+)』')
 CALL_TEXT = re.compile(r'[{"]\s*"?name"?\s*:|<tool_call>|```json')
 INTRO = {
     "en": "Here is what I found (the records as the tools returned them):",
@@ -25,16 +27,16 @@ INTRO = {
 }
 
 
-def _records(payload: Any) -> Iterable[dict[str, Any]]:
-    """Dicts with a ``ref``, at the top of a tool's result or in its lists (one level down)."""
-    if isinstance(payload, dict):
+def _records(payload: Any, depth: int = 2) -> Iterable[dict[str, Any]]:
+    """Dicts with a ``ref`` in a tool's result, down to ``depth`` levels (``get_record``'s related lists are two)."""
+    if isinstance(payload, list):
+        yield from (v for v in payload if isinstance(v, dict) and "ref" in v)
+    elif isinstance(payload, dict):
         if "ref" in payload:
             yield payload
-        for value in payload.values():
-            if isinstance(value, list):
-                yield from (v for v in value if isinstance(v, dict) and "ref" in v)
-            elif isinstance(value, dict) and "ref" in value:
-                yield value
+        if depth:
+            for value in payload.values():
+                yield from _records(value, depth - 1)
 
 
 def found_records(messages: list[AnyMessage]) -> list[dict[str, Any]]:
@@ -82,6 +84,25 @@ def cite_named_records(text: str, messages: list[AnyMessage]) -> str:
             end = at + len(label)
             end += 1 if text[end:end + 1] in ('"', "”", "」", "'") else 0  # keep a closing quote with the name
             text = f"{text[:end]} {ref}{text[end:]}"
+    return text
+
+
+def _plain(text: str) -> str:
+    return " ".join(text.replace("…", " ").replace("...", " ").split()).lower()
+
+
+def cite_quoted_text(text: str, messages: list[AnyMessage]) -> str:
+    """Cite, after the closing quote, a record whose text this turn's tools returned and the answer quotes.
+
+    "The note says: "Budget capped at 1.2M"" is about that note, as surely as its name would be.
+    """
+    records = [(r, _plain(str(r.get("body") or r.get("text") or ""))) for r in found_records(messages)]
+    for match in reversed(list(QUOTED.finditer(text))):
+        quoted = _plain(next(g for g in match.groups() if g))
+        source = next((r for r, body in records if len(quoted) >= MIN_QUOTE and quoted in body), None)
+        ref = f"[{source['ref']}]" if source else ""
+        if source and ref not in text[match.end():match.end() + len(ref) + 2]:
+            text = f"{text[:match.end()]} {ref}{text[match.end():]}"
     return text
 
 

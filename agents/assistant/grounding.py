@@ -3,10 +3,10 @@
 A small model often answers "Where does Acme Energy run the pilot?" from nothing: no tool called, nothing to
 cite, the answer made up. So when the model's first reply in a turn calls no tool:
 
-- if the rep's message names records verbatim (only records the rep may read), code looks them up: each with
-  ``get_record``, and the message in the notes with ``search_notes`` (within the account, when it names one);
-- otherwise, if the message has two content words or more, the model is asked again with a tool call required,
-  so it chooses the lookup itself (``list_opportunities`` for "which deals close this week?").
+- if the rep's message names records verbatim (only records the rep may read), code looks them up (``lookups``);
+- otherwise, if the message has two content words or more and the model tried no tool yet, it is asked again with
+  a tool call required, so it chooses the lookup itself (``list_opportunities`` for "which deals close this
+  week?"). After failed calls its answer stands: it has tried, and the failures are bounded.
 
 Code's calls run through the same tools, permissions and ledger as the model's own (the ledger marks them as
 crmind's); the model then answers from the results. Small talk ("hi", "thanks!") keeps the model's answer, and so
@@ -31,7 +31,7 @@ from retrieval.sparse import tokenize
 CALL_PREFIX = "crmind_"  # tool call ids of calls crmind made itself (the ledger says so)
 NAMED_TYPES = ("opportunity", "account", "contact", "lead", "case")
 MIN_NAME = 4  # shorter names ("Li", "ABC") appear inside ordinary words too often
-MAX_NAMED = 2
+MAX_NAMED = 2  # at most 4 calls (two accounts, two each): the per-reply call limit
 MIN_TERMS = 2
 
 
@@ -59,10 +59,19 @@ def named_records(session: Session, principal: Principal, message: str) -> list[
     return [(obj, record) for obj, record, _ in kept[:MAX_NAMED]]
 
 
-def looked_up(messages: Sequence[AnyMessage]) -> bool:
-    """Whether any tool ran in this turn (after the rep's latest message)."""
+def _this_turn(messages: Sequence[AnyMessage]) -> list[ToolMessage]:
     start = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
-    return any(isinstance(m, ToolMessage) for m in messages[start + 1:])
+    return [m for m in messages[start + 1:] if isinstance(m, ToolMessage)]
+
+
+def looked_up(messages: Sequence[AnyMessage]) -> bool:
+    """Whether a tool returned something in this turn (after the rep's latest message); errors do not count."""
+    return any(m.status != "error" for m in _this_turn(messages))
+
+
+def tried(messages: Sequence[AnyMessage]) -> bool:
+    """Whether the model called any tool in this turn, even one that failed."""
+    return bool(_this_turn(messages))
 
 
 def worth_a_lookup(message: str) -> bool:
@@ -71,14 +80,23 @@ def worth_a_lookup(message: str) -> bool:
 
 
 def lookups(session: Session, principal: Principal, message: str) -> list[ToolCall]:
-    """The calls that ground an answer to ``message`` in the records it names; [] when it names none."""
-    named = named_records(session, principal, message)
-    if not named:
-        return []
-    calls = [ToolCall(name="get_record", args={"record": ref(obj, r.id), "object_type": obj},
-                      id=f"{CALL_PREFIX}{i}", type="tool_call") for i, (obj, r) in enumerate(named)]
-    account = next((ref(obj, r.id) for obj, r in named if obj == "account"), None)
-    calls.append(ToolCall(name="search_notes", args={"query": message.strip()[:300],
-                                                     **({"account": account} if account else {})},
-                          id=f"{CALL_PREFIX}{len(calls)}", type="tool_call"))
+    """The calls that ground an answer to ``message`` in the records it names; [] when it names none.
+
+    An account gets its timeline (its newest notes, calls and cases first: "what does the latest note say?") and a
+    notes search within it; another record gets ``get_record``, which brings its own recent activities. Small
+    results on purpose: a 1.5B model answers worse from a longer prompt.
+    """
+    calls: list[ToolCall] = []
+    for obj, record in named_records(session, principal, message):
+        record_ref = ref(obj, record.id)
+        if obj == "account":
+            calls.append(_call("account_timeline", {"account": record_ref, "limit": 5}, len(calls)))
+            calls.append(_call("search_notes", {"query": message.strip()[:300], "account": record_ref, "limit": 3},
+                               len(calls)))
+        else:
+            calls.append(_call("get_record", {"record": record_ref, "object_type": obj}, len(calls)))
     return calls
+
+
+def _call(name: str, args: dict[str, Any], index: int) -> ToolCall:
+    return ToolCall(name=name, args=args, id=f"{CALL_PREFIX}{index}", type="tool_call")

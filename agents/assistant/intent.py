@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 
 # Regex fragments: English ones match whole words, case-insensitively. Nouns that look like verbs ("the record",
-# "deals that close this month", 跟进记录) are left out on purpose.
+# "deals that close this month", "the last email", 跟进记录, 跟进活动) and past tenses that only report ("没有跟进",
+# "写了什么", "客户回复了") are left out on purpose.
 _EN: dict[str, tuple[str, ...]] = {
     "update": ("update", "change", "set", "move", "mark", "advance", "reopen", "rename", "edit", "modify", "correct",
                "fix", "bump", "raise", "lower", "increase", "decrease", "reduce",
@@ -19,7 +20,8 @@ _EN: dict[str, tuple[str, ...]] = {
             "spoke", "emailed", "talked"),
     "create": ("create", "add", "register", "enter", r"open a"),
     "schedule": ("schedule", "remind", "reminder", r"follow[- ]?up", "book", r"set up"),
-    "draft": ("draft", "write", "compose", "prepare", "reply", "email"),
+    "draft": ("draft", "write", "compose", "prepare", r"reply (?:to|back)",
+              r"email (?:him|her|them|the|back|a|an)"),
     "merge": ("merge", "combine", "dedupe", "de-duplicate", "deduplicate", "consolidate"),
 }
 _ZH: dict[str, tuple[str, ...]] = {
@@ -31,7 +33,7 @@ _ZH: dict[str, tuple[str, ...]] = {
     "create": ("新建", "创建", "新增", "添加", "加一个", "加个", "录入"),
     "schedule": ("安排", "提醒", r"(?<!没)(?<!没有)(?<!未)(?<!任何)跟进(?!记录|活动)", "预约", "约个", "约一下",
                  "排个"),
-    "draft": ("起草", "草拟", "写", "拟一封", "回复", "回封"),
+    "draft": ("起草", "草拟", r"写(?!了)", "拟一封", r"(?<!的)回复(?!了|的)", "回封"),
     "merge": ("合并", "去重", "归并"),
 }
 _EN_RE = {kind: re.compile(r"\b(?:" + "|".join(words) + r")\b", re.IGNORECASE) for kind, words in _EN.items()}

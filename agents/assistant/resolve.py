@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from agents.errors import ToolInputError
 from config.objects import ref
-from crm.access import Principal, get_record, model_for, readable
+from crm.access import READABLE, Principal, get_record, model_for, readable
 from crm.errors import NotFound
 from crm.models import User
 from crm.queries import escape_like
@@ -74,8 +74,21 @@ def resolve(session: Session, principal: Principal, obj: str, text: str) -> Any:
         raise ToolInputError(f"{len(found[:MAX_LISTED])}{more} {PLURAL_WORDS[obj]} match '{text}': {listed}. "
                              f"Call again with the reference of the one meant, e.g. {ref(obj, found[0].id)}.")
     close = similar(session, principal, obj, text)
-    hint = f" Did you mean: {', '.join(label(obj, r) for r in close)}?" if close else ""
+    hint = f" Did you mean: {', '.join(label(obj, r) for r in close)}?" if close else _other_kind(session, principal,
+                                                                                                 obj, text)
     raise NotFound(f"no {obj} named '{text}' found.{hint}")
+
+
+def _other_kind(session: Session, principal: Principal, obj: str, text: str) -> str:
+    """A hint when the name is another readable kind's (a deal's name passed as the account), else ""."""
+    for other in ("opportunity", "account", "contact", "lead", "case"):
+        if other == obj or other not in READABLE[principal.role]:
+            continue
+        column = getattr(model_for(other), NAME_FIELD[other])
+        found = list(session.scalars(readable(principal, other).where(func.lower(column) == text.lower()).limit(2)))
+        if len(found) == 1:
+            return f" It is {_a(other)} {other}: {label(other, found[0])}."
+    return ""
 
 
 def similar(session: Session, principal: Principal, obj: str, text: str, limit: int = 3) -> list[Any]:

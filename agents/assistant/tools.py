@@ -128,6 +128,30 @@ def _short(value: Any) -> Any:
     return value[:MAX_TEXT] + "…" if isinstance(value, str) and len(value) > MAX_TEXT else value
 
 
+def snippet(text: str, terms: Sequence[str], width: int = MAX_TEXT) -> str:
+    """The ``width`` characters of ``text`` holding the most distinct ``terms`` (its start if none is there).
+
+    A note's answer is often past its first 400 characters; the passage around the query's words is what the
+    model needs to read.
+    """
+    if len(text) <= width:
+        return text
+    low = text.lower()
+    starts = sorted({max(0, i - width // 5) for t in terms for i in _find_all(low, t)})
+    if not starts:
+        return _short(text)
+    best = max(starts, key=lambda s: (sum(t in low[s:s + width] for t in terms), -s))
+    return ("…" if best else "") + text[best:best + width] + ("…" if best + width < len(text) else "")
+
+
+def _find_all(text: str, term: str, limit: int = 20) -> list[int]:
+    found, at = [], text.find(term)
+    while at >= 0 and len(found) < limit:
+        found.append(at)
+        at = text.find(term, at + 1)
+    return found
+
+
 def compact(principal: Principal, obj: str, record: Any) -> dict[str, Any]:
     """A record's key fields as ``principal`` may see them (hidden fields absent, personal data masked).
 
@@ -474,18 +498,24 @@ def search_notes(env: ToolEnv, args: SearchNotesArgs) -> ToolResult:
                                 thread_id=env.thread_id, **options)
     except RetrievalError as exc:
         return _keyword_notes(env, args, options, str(exc))
+    terms = _query_terms(args.query)
     results = [{"chunk": f"chunk:{h.chunk_id}", "ref": h.record, "title": _short(h.title), "when": h.timestamp,
-                "text": _short(h.text)} for h in hits]
+                "text": snippet(h.text, terms)} for h in hits]
     refs = list(dict.fromkeys([r["ref"] for r in results] + [r["chunk"] for r in results]))
     return ToolResult({"results": results, "count": len(results)}, refs, f"{len(results)} passages",
                       retrieval_decision=decision)
 
 
-def _keyword_notes(env: ToolEnv, args: SearchNotesArgs, options: dict[str, Any], why: str) -> ToolResult:
-    """Activities holding the query's terms, most distinct terms first, then newest (no index to rank by meaning)."""
+def _query_terms(query: str) -> list[str]:
+    """The query's search terms (stemmed words, codes, Chinese words), at most ``KEYWORD_TERMS``."""
     from retrieval.sparse import tokenize
 
-    terms = list(dict.fromkeys(t for t in tokenize(args.query) if len(t) >= 2))[:KEYWORD_TERMS] or [args.query.strip()]
+    return list(dict.fromkeys(t for t in tokenize(query) if len(t) >= 2))[:KEYWORD_TERMS] or [query.strip().lower()]
+
+
+def _keyword_notes(env: ToolEnv, args: SearchNotesArgs, options: dict[str, Any], why: str) -> ToolResult:
+    """Activities holding the query's terms, most distinct terms first, then newest (no index to rank by meaning)."""
+    terms = _query_terms(args.query)
     match = [Activity.subject.ilike(f"%{escape_like(t)}%", escape="\\") |
              Activity.body.ilike(f"%{escape_like(t)}%", escape="\\") for t in terms]
     conds: list[Any] = [or_(*match)]
@@ -501,6 +531,9 @@ def _keyword_notes(env: ToolEnv, args: SearchNotesArgs, options: dict[str, Any],
 
     best = sorted(rows, key=lambda a: -matched(a))[:args.limit]  # stable: newest first among equals
     items, refs = _items(env, "activity", best)
+    for item, row in zip(items, best, strict=True):
+        if "body" in item:  # the passage around the query's words, as the caller may see it
+            item["body"] = snippet(str(view(env.principal, "activity", row).get("body") or ""), terms)
     return ToolResult({"results": items, "count": len(items),
                        "note": f"search index unavailable ({why}); these are keyword matches"}, refs,
                       f"{len(items)} keyword matches (index unavailable)")

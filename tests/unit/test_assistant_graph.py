@@ -221,7 +221,8 @@ def test_the_prompt_prefix_and_tool_schemas_are_identical_on_every_call(sqlite_w
     assert all(tools == fake.bound_tools[0] for tools in fake.bound_tools) and len(fake.bound_tools[0]) == len(TOOLS)
     assert fake.tool_choices == ["auto", "auto", "auto", "required", "auto"]
     # the turn's date and language come after the rep's message, never inside the cached prefix
-    note = fake.requests[2][-1]
+    note = fake.requests[2][-2]
+    assert fake.requests[2][-1].content == "下周一是几号？"
     assert isinstance(note, SystemMessage) and "2026-10-05 (Monday)" in str(note.content)
     assert "Chinese" in str(note.content) and "(user:" not in str(first.content)
 

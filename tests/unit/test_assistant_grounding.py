@@ -44,13 +44,13 @@ def test_an_answer_from_nothing_about_a_named_record_is_looked_up_first(sqlite_w
     name, _ = _names(w, "a")
     fake = FakeChatModel(script=[say("It is in closing."), say(f"{name} is at the proposal stage.")])
     events = drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", f"What stage is {name} at?"))
-    assert [s.tool for s in of_type(events, "tool_step")] == ["get_record", "search_notes"]
+    assert [s.tool for s in of_type(events, "tool_step")] == ["get_record"]
     seen = [str(m.content) for m in fake.requests[1] if isinstance(m, ToolMessage)]
     assert seen[0].startswith('<data source="get_record">') and '"stage":"proposal"' in seen[0]
     answer = of_type(events, "answer")[0]
     assert answer.text == f"{name} [opportunity:{opp}] is at the proposal stage." and answer.grounded
     rows = _tool_calls(w)
-    assert [r.output["called_by"] for r in rows] == ["crmind", "crmind"]
+    assert [r.output["called_by"] for r in rows] == ["crmind"]
     assert rows[0].input_summary.startswith(f'get_record {{"record": "opportunity:{opp}"')
 
 
@@ -148,3 +148,43 @@ def test_keyword_search_ranks_by_terms_matched_then_newest(sqlite_world: World) 
         result = tool.run(env, tool.args.model_validate({"query": "Where will the pilot run?"}))
     refs = [r["ref"] for r in result.data["results"]]
     assert refs.index(f"activity:{old_id}") < refs.index(f"activity:{new_id}")
+
+
+def test_a_named_account_brings_its_timeline_and_a_notes_search_within_it(sqlite_world: World) -> None:
+    w = sqlite_world
+    acct = w.records["a"]["account"]
+    act = w.records["a"]["activity"]
+    _, account = _names(w, "a")
+    # a failed call, then the turn note echoed back as the answer (Qwen2.5-1.5B does both): code looks it up
+    echo = say("Note from crmind, not from the rep: today is 2026-10-05 (Monday).")
+    fake = FakeChatModel(script=[call("search_notes", query="备注", account="Nowhere Ltd"), echo,
+                                 say('最新的备注写的是“budget capped at 1.2M; next step demo”。')])
+    events = drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", f"{account}最新的一条备注写了什么？"))
+    steps = of_type(events, "tool_step")
+    assert [(s.tool, s.ok) for s in steps] == [("search_notes", False), ("account_timeline", True),
+                                               ("search_notes", True)]
+    assert steps[1].args == {"account": f"account:{acct}", "limit": 5}
+    assert steps[2].args["account"] == f"account:{acct}" and steps[2].args["limit"] == 3
+    answer = of_type(events, "answer")[0]
+    # the quoted passage is the note's own text: cited after the closing quote
+    assert answer.text == f"最新的备注写的是“budget capped at 1.2M; next step demo” [activity:{act}]。"
+    assert answer.citations == [f"activity:{act}"]
+
+
+def test_a_deals_name_given_as_an_account_says_what_it_is(sqlite_world: World) -> None:
+    w = sqlite_world
+    name, _ = _names(w, "a")
+    fake = FakeChatModel(script=[call("list_opportunities", account=name), say("Sorry.")])
+    drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", "What stage is it at?"))
+    error = [str(m.content) for m in fake.requests[1] if isinstance(m, ToolMessage)][-1]
+    assert f"It is an opportunity: {name} [opportunity:{w.records['a']['opportunity']}]." in error
+
+
+def test_a_snippet_is_the_passage_around_the_query_words() -> None:
+    from agents.assistant.tools import snippet
+
+    text = "Intro call. " + "Small talk about the weather. " * 30 + "They want to visit the Virginia data centre."
+    cut = snippet(text, ["virginia", "visit"], width=120)
+    assert "visit the Virginia data centre." in cut and cut.startswith("…") and len(cut) <= 122
+    assert snippet("short", ["x"]) == "short"
+    assert snippet(text, ["nowhere"], width=400).startswith("Intro call.")

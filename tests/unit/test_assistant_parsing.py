@@ -84,6 +84,9 @@ def test_bad_amounts_and_money_format() -> None:
     ("Draft an email to Buyer a about the demo", ["draft_email"]),
     ("Which deals close this month?", []), ("What did Acme say about pricing?", []),
     ("查一下Acme的跟进记录", []), ("我的商机有哪些？", []), ("Show me the record for Acme", []),
+    ("Acme最新的一条备注写了什么？", []), ("我名下30天没有跟进的商机", []), ("客户回复了什么？", []),
+    ("What did the last email from Acme say?", []), ("帮我写一封邮件给Acme", ["draft_email"]),
+    ("Reply to Buyer a about the delay", ["draft_email"]), ("Email them the quote", ["draft_email"]),
 ])
 def test_write_intent_comes_from_the_reps_own_words(message: str, tools: list[str]) -> None:
     assert allowed_tools(message) == tools

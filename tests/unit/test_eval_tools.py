@@ -89,10 +89,10 @@ def test_the_model_gets_the_assistants_first_call_and_a_perfect_model_scores_one
     request = BY_ID["zh.no_tool.2"]
     evaluate([request], fake, setting=SETTING, model="fake", progress=False)
     sent = fake.requests[0]
-    assert sent[0] is SYSTEM_MESSAGE and [type(m) for m in sent] == [SystemMessage, HumanMessage, SystemMessage]
+    assert sent[0] is SYSTEM_MESSAGE and [type(m) for m in sent] == [SystemMessage, SystemMessage, HumanMessage]
     assert [m.content for m in sent] == [m.content for m in opening_messages(request.text, rep=SETTING.rep,
                                                                             now=SETTING.now)]
-    assert "2026-10-14 (Wednesday)" in str(sent[2].content) and "Chinese" in str(sent[2].content)
+    assert "2026-10-14 (Wednesday)" in str(sent[1].content) and "Chinese" in str(sent[1].content)
     assert [t["function"]["name"] for t in fake.bound_tools[0]] == [t.name for t in TOOL_SCHEMAS]
     assert fake.tool_choices == ["auto"]
 

@@ -237,14 +237,14 @@ def test_examples_carry_the_prompts_production_sends(built: tuple[Manifest, list
             Rule.model_validate_json(e.target["content"])
             continue
         assert e.messages[0] == {"role": "system", "content": SYSTEM_MESSAGE.content}
-        assert e.messages[1]["role"] == "user" and e.messages[2]["content"].startswith(NOTE_START)
+        assert e.messages[1]["content"].startswith(NOTE_START) and e.messages[2]["role"] == "user"
         assert e.target["role"] == "assistant"
         if len(e.messages) == 4:  # a first reply: exactly the opening the tools eval sends too
-            note = e.messages[2]["content"]
+            note = e.messages[1]["content"]
             today = re.search(r"today is (\d{4}-\d{2}-\d{2})", note)
             rep = re.search(r"the rep is (.+?); answer in", note)
             assert today and rep
-            opening = opening_messages(e.messages[1]["content"], rep=rep.group(1),
+            opening = opening_messages(e.messages[2]["content"], rep=rep.group(1),
                                        now=datetime.fromisoformat(today.group(1)))
             assert e.messages[:-1] == openai_messages(opening)
         else:  # a follow-up: the model's call, then the tool's reply to that call
@@ -412,7 +412,7 @@ def test_decided_proposals_become_examples_and_negatives(copy: tuple[Engine, Pat
     for e in from_ledger:
         assert e.messages[:-1] == openai_messages(opening_messages(
             _user_text(e), rep=f"{rep.name} ({rep.actor})", now=datetime.fromisoformat(
-                re.search(r"today is (\S+) ", e.messages[2]["content"]).group(1))))  # type: ignore[union-attr]
+                re.search(r"today is (\S+) ", e.messages[1]["content"]).group(1))))  # type: ignore[union-attr]
     negatives = list(read_jsonl(data / "with-ledger" / "negatives.jsonl"))
     assert manifest.negatives == len(negatives) == 2
     rejected = next(n for n in negatives if n["chosen"] is None)
