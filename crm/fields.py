@@ -11,6 +11,10 @@ from sqlalchemy import Boolean, Date, DateTime, Integer, Numeric, String, Text
 from crm.access import model_for
 from crm.errors import InvalidInput
 
+# The CRM's Chinese names of the opportunity stages (the web pages, the assistant and the eval all use these).
+STAGE_LABELS_ZH: dict[str, str] = {"prospecting": "初步接触", "qualification": "资格确认", "needs_analysis": "需求分析",
+                                   "proposal": "方案报价", "negotiation": "商务谈判", "closed_won": "赢单",
+                                   "closed_lost": "输单"}
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("opportunity", "stage"): ("prospecting", "qualification", "needs_analysis", "proposal",
                                "negotiation", "closed_won", "closed_lost"),

@@ -7,6 +7,8 @@ none of it may copy an eval set (``finetune.leakage`` drops any example that doe
 
 from __future__ import annotations
 
+from crm.fields import STAGE_LABELS_ZH
+
 # ---------------------------------------------------------------- vocabulary
 # How a rep names a stage; the tool argument is always the CRM's own value.
 STAGE_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -20,15 +22,7 @@ STAGE_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 STAGE_LABEL = {
     "en": {s: s.replace("_", " ") for s in STAGE_WORDS},
-    "zh": {
-        "prospecting": "初步接触",
-        "qualification": "资格确认",
-        "needs_analysis": "需求分析",
-        "proposal": "方案报价",
-        "negotiation": "商务谈判",
-        "closed_won": "赢单",
-        "closed_lost": "输单",
-    },
+    "zh": dict(STAGE_LABELS_ZH),
 }
 LEAD_STATUS_WORDS = {
     "new": ("new", "新"),

@@ -6,6 +6,9 @@ them: a list call without an owner gets ``me`` when the request says "my"/我的
 without amount bounds gets the one amount the request bounds with "over"/超过/以上 or "under"/不到/以下. A call that
 puts the request's one bound on the wrong side ("低于20万" as ``amount_min``) has it moved. What code added or moved
 is listed in the tool's ``filters`` as ``from_request``, so the answer and its "why?" show it.
+
+A stage works the same way: when the request names exactly one stage ("to negotiation", 推进到初步接触), a list
+filter or a stage change the call gives differently (the model mixing up 初步接触 and 资格确认) takes the rep's.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import re
 
 from agents.assistant.money import parse_amount
 from config.errors import CrmindError
+from crm.fields import CHOICES, STAGE_LABELS_ZH
 
 _MINE = re.compile(r"\b(?:my|mine)\b|我的|我名下|我手上|我负责", re.IGNORECASE)
 _NOT_MINE = re.compile(r"\bmy team\b|\bour\b|\bteam'?s\b|我们|团队|全组|大家", re.IGNORECASE)
@@ -49,3 +53,22 @@ def amount_bounds(message: str) -> tuple[str | None, str | None]:
     upper = _one(_MAX, message)
     rest = _MAX.sub(" ", message)  # "不超过" holds "超过": take the upper bounds out before reading lower ones
     return _one(_MIN, rest), upper
+
+
+# How reps name each stage: the value, its words, the CRM's Chinese label, and common Chinese variants.
+_STAGE_EXTRA: dict[str, tuple[str, ...]] = {
+    "qualification": ("qualifying", "资格审查", "资格阶段"), "needs_analysis": ("discovery",),
+    "proposal": ("报价阶段",), "negotiation": ("negotiating", "negotiations", "谈判"),
+    "closed_won": ("won", "已成交"), "closed_lost": ("lost", "丢单"),
+}
+_STAGES = {stage: re.compile("|".join(
+    [rf"\b{re.escape(form)}\b(?!')" for form in dict.fromkeys((stage, stage.replace("_", " ")))]
+    + [rf"\b{re.escape(form)}\b(?!')" if form.isascii() else re.escape(form)
+       for form in (*_STAGE_EXTRA.get(stage, ()), STAGE_LABELS_ZH[stage])]), re.IGNORECASE)
+    for stage in CHOICES[("opportunity", "stage")]}
+
+
+def stage_named(message: str) -> str | None:
+    """The one stage the request names ("move it to negotiation", 推进到初步接触阶段); None for none or several."""
+    named = [stage for stage, pattern in _STAGES.items() if pattern.search(message)]
+    return named[0] if len(named) == 1 else None

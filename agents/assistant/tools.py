@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from agents.assistant.dates import resolve_date, resolve_range
 from agents.assistant.money import format_money, parse_amount
-from agents.assistant.request_filters import amount_bounds, same_amount, says_mine
+from agents.assistant.request_filters import amount_bounds, same_amount, says_mine, stage_named
 from agents.assistant.resolve import NAME_FIELD, resolve, resolve_owner, similar
 from agents.errors import AgentError, ToolInputError
 from config.objects import ref
@@ -312,11 +312,14 @@ def _owner_cond(env: ToolEnv, model: Any, owner: str | None, applied: dict[str, 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
 
 
-def _from_request(env: ToolEnv, args: ArgsT, applied: dict[str, Any], *, amounts: bool = False) -> ArgsT:
-    """``args`` with the "my" and amount bounds the rep's words state and the call left out (``request_filters``)."""
+def _from_request(env: ToolEnv, args: ArgsT, applied: dict[str, Any], *, amounts: bool = False,
+                  stages: bool = False) -> ArgsT:
+    """``args`` with the "my", amount bounds and stage the rep's words state, where the call lacks or misreads them."""
     added: dict[str, Any] = {}
     if getattr(args, "owner", None) is None and says_mine(env.message):
         added["owner"] = "me"
+    if stages and (stage := stage_named(env.message)) and getattr(args, "stage", None) != stage:
+        added["stage"] = stage
     if amounts:
         low, high = amount_bounds(env.message)
         given_min, given_max = getattr(args, "amount_min", None), getattr(args, "amount_max", None)
@@ -336,7 +339,7 @@ def list_opportunities(env: ToolEnv, args: ListOpportunitiesArgs) -> ToolResult:
     """Filters resolved in code (owner "me", amounts in k/M/万, relative periods), then a permission-filtered query."""
     p = env.principal
     applied: dict[str, Any] = {}
-    args = _from_request(env, args, applied, amounts=True)
+    args = _from_request(env, args, applied, amounts=True, stages=True)
     conds: list[Any] = _owner_cond(env, Opportunity, args.owner, applied)
     if args.stage:
         conds.append(Opportunity.stage == args.stage)
@@ -629,9 +632,13 @@ class UpdateStageArgs(Args):
 def update_stage(env: ToolEnv, args: UpdateStageArgs) -> ToolResult:
     """A stage change proposal; closing stages are a ``close`` action."""
     record = resolve(env.session, env.principal, "opportunity", args.opportunity)
+    reason = args.reason
+    if (asked := stage_named(env.message)) and asked != args.stage:  # the rep's own words name the stage
+        reason = f"{reason} (stage as the rep wrote it: {asked}, not {args.stage})".strip()
+        args = args.model_copy(update={"stage": asked})
     action = "close" if args.stage in CLOSED_VALUES["opportunity"] else "update"
     return _propose(env, "update_stage", obj="opportunity", action=action, changes={"stage": args.stage},
-                    record_id=record.id, reason=args.reason, target=f"update_stage:opportunity:{record.id}")
+                    record_id=record.id, reason=reason, target=f"update_stage:opportunity:{record.id}")
 
 
 class UpdateRecordArgs(Args):

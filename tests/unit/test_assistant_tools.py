@@ -110,12 +110,37 @@ def test_a_list_call_that_drops_my_or_a_stated_amount_gets_them_from_the_reps_wo
     kept = ask(rep, "deals over 1M", amount_min="100k")  # what the model passed is kept
     assert kept.refs == [opp] and "from_request" not in kept.data["filters"]
     # The request's one bound passed on the wrong side (seen from Qwen2.5-1.5B: "低于20万" as amount_min=200000)
-    flipped = ask(rep, "我手上金额低于30万、还在谈判阶段的商机有哪些？", amount_min="300000")
+    flipped = ask(rep, "我手上金额低于30万、还没关闭的商机有哪些？", amount_min="300000")
     assert flipped.refs == [opp] and flipped.data["filters"]["from_request"] == ["amount_max", "amount_min", "owner"]
     assert "amount_min" not in flipped.data["filters"] and flipped.data["filters"]["amount_max"] == "300000"
     assert ask(rep, "deals over 100k", amount_max="100k").refs == [opp]  # over, called as a maximum: moved too
     assert ask(rep, "deals under 300k", amount_min="200k").refs == [opp]  # another number: the model's call stands
     assert ask(rep, "deals between 100k and 300k", amount_min="300k").data["count"] == 0  # two bounds: not read
+
+
+def test_the_one_stage_the_rep_names_wins_over_the_calls(sqlite_world: World) -> None:
+    """Seen from Qwen2.5-1.5B: "推进到初步接触阶段" proposed as another stage; a count filtered by the wrong stage."""
+    w = sqlite_world
+    rep, opp = w.p("a", "rep"), w.records["a"]["opportunity"]
+
+    def run(tool: str, message: str, **args: Any) -> t.ToolResult:
+        spec = t.TOOLS_BY_NAME[tool]
+        with session_factory(w.engine)() as s, s.begin():
+            e = ToolEnv(session=s, principal=rep, now=NOW, thread_id="x", turn_id=None, tool_call_id="c",
+                        message=message, search=stub_search)
+            return spec.run(e, spec.args.model_validate(args))
+
+    listed = run("list_opportunities", "我有多少个商机处于方案报价阶段？", stage="negotiation")
+    assert listed.refs == [f"opportunity:{opp}"] and listed.data["filters"]["stage"] == "proposal"
+    assert "stage" in listed.data["filters"]["from_request"]
+    assert run("list_opportunities", "deals in proposal or negotiation?", stage="negotiation").refs == []  # two named
+    moved = run("update_stage", "把它推进到初步接触阶段", opportunity=f"opportunity:{opp}", stage="qualification")
+    with session_factory(w.engine)() as s:
+        proposal = s.get_one(Proposal, moved.proposal_id)
+        assert proposal.changes["stage"]["after"] == "prospecting" and "as the rep wrote it" in proposal.reason
+    kept = run("update_stage", "Move it along", opportunity=f"opportunity:{opp}", stage="negotiation")
+    with session_factory(w.engine)() as s:
+        assert s.get_one(Proposal, kept.proposal_id).changes["stage"]["after"] == "negotiation"
 
 
 def test_list_opportunities_filters_resolve_me_amounts_and_periods(sqlite_world: World) -> None:
