@@ -29,6 +29,7 @@ from crm.queries import escape_like
 from retrieval.sparse import tokenize
 
 MAX_CHOICES = 5
+MAX_QUESTION = 300  # characters: a question back to the rep is short
 QUESTION_MARK = re.compile(r"[?？]")
 # The rep's word for the record, first match wins ("the deal's contact" is about a deal).
 _NOUNS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -90,6 +91,15 @@ RECENT = {"en": "Your most recently updated ones:", "zh": "您最近更新的{wo
 def asks(text: str) -> bool:
     """Whether the answer asks the rep something."""
     return bool(QUESTION_MARK.search(text))
+
+
+def asks_back(text: str) -> bool:
+    """Whether the reply is one short question back to the rep ("Which account do you mean?"), not an answer.
+
+    A plan ("To answer this, I'll need to ... ?") or a made-up list of questions is not asking the rep.
+    """
+    text = text.strip()
+    return len(text) <= MAX_QUESTION and len(QUESTION_MARK.findall(text)) == 1 and text[-1] in "?？"
 
 
 def target_kind(message: str, allowed: list[str]) -> str | None:

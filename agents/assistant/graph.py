@@ -38,11 +38,11 @@ from pydantic import ValidationError
 
 import ledger
 from agents.assistant.citations import Checked, check, link
-from agents.assistant.clarify import asks, choices, names_a_record, question, target_kind
+from agents.assistant.clarify import asks, asks_back, choices, names_a_record, question, target_kind
 from agents.assistant.context import Context
 from agents.assistant.fallback import cite_named_records, cite_quoted_text, looks_like_a_call, records_answer
 from agents.assistant.figures import answer_problem
-from agents.assistant.grounding import CALL_PREFIX, looked_up, lookups, tried, worth_a_lookup
+from agents.assistant.grounding import CALL_PREFIX, lookups, tried, worth_a_lookup
 from agents.assistant.intent import allowed_tools
 from agents.assistant.language import LANGUAGE_NAMES, Language, answer_language
 from agents.assistant.state import Decision, InputState, State
@@ -257,7 +257,7 @@ def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         return {"stop_reason": "step_limit", "model_calls": state.model_calls + 1, "model_id": model_id}
     calls_made = state.model_calls + 1
     if not (tool_free or reply.tool_calls or reply.invalid_tool_calls or state.allowed_writes
-            or asks(text_of(reply)) or looked_up(state.messages)):  # an answer from nothing: look first (grounding)
+            or asks_back(text_of(reply)) or state.evidence):  # an answer from nothing found: look first
         message = rep_message(state)
         with transaction(ctx.engine, durable=False) as session:
             calls = lookups(session, ctx.principal, message)

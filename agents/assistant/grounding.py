@@ -1,7 +1,7 @@
 """Look before answering: what crmind does when the model answers a question about CRM data without a tool.
 
-A small model often answers "Where does Acme Energy run the pilot?" from nothing: no tool called, nothing to
-cite, the answer made up. So when the model's first reply in a turn calls no tool:
+A small model often answers "Where does Acme Energy run the pilot?" from nothing: no tool called (or one that
+found nothing), nothing to cite, the answer made up. So when the model answers while the turn has found nothing:
 
 - if the rep's message names records verbatim (only records the rep may read), code looks them up (``lookups``);
 - otherwise, if the message has two content words or more and the model tried no tool yet, it is asked again with
@@ -62,11 +62,6 @@ def named_records(session: Session, principal: Principal, message: str) -> list[
 def _this_turn(messages: Sequence[AnyMessage]) -> list[ToolMessage]:
     start = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
     return [m for m in messages[start + 1:] if isinstance(m, ToolMessage)]
-
-
-def looked_up(messages: Sequence[AnyMessage]) -> bool:
-    """Whether a tool returned something in this turn (after the rep's latest message); errors do not count."""
-    return any(m.status != "error" for m in _this_turn(messages))
 
 
 def tried(messages: Sequence[AnyMessage]) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -49,7 +50,7 @@ assert set(get_args(ActivityKind)) < set(CHOICES[("activity", "kind")])
 
 FOLLOW_UP_KIND = "task"
 FOLLOW_UP_HOUR = time(9, 0)
-KEYWORD_TERMS, KEYWORD_CANDIDATES = 8, 200  # the keyword fallback's query terms, and the rows it ranks
+KEYWORD_TERMS, KEYWORD_CANDIDATES = 12, 200  # the keyword fallback's query terms, and the rows it ranks
 MAX_TEXT = 400  # characters of free text per item in tool output: small models, small prompts
 SearchFn = Callable[..., tuple[list[Any], str]]
 
@@ -528,11 +529,13 @@ def _keyword_notes(env: ToolEnv, args: SearchNotesArgs, options: dict[str, Any],
         conds.append(and_(Activity.occurred_at >= options["date_from"], Activity.occurred_at < options["date_to"]))
     rows = _rows(env, "activity", *conds, order=Activity.occurred_at.desc(), limit=KEYWORD_CANDIDATES)
 
-    def matched(a: Activity) -> int:
-        text = f"{a.subject} {a.body}".lower()
-        return sum(t in text for t in terms)
-
-    best = sorted(rows, key=lambda a: -matched(a))[:args.limit]  # stable: newest first among equals
+    # Rarer terms weigh more (an IDF over the candidates): the account's own name, in every one of its notes,
+    # must not outweigh "warranty".
+    texts = [f"{a.subject} {a.body}".lower() for a in rows]
+    weight = {t: math.log((len(texts) + 1) / (sum(t in x for x in texts) + 0.5)) for t in terms}
+    scores = [sum(weight[t] for t in terms if t in x) for x in texts]
+    order = sorted(range(len(rows)), key=lambda i: -scores[i])  # stable: newest first among equals
+    best = [rows[i] for i in order[:args.limit]]
     items, refs = _items(env, "activity", best)
     for item, row in zip(items, best, strict=True):
         if "body" in item:  # the passage around the query's words, as the caller may see it

@@ -188,3 +188,22 @@ def test_a_snippet_is_the_passage_around_the_query_words() -> None:
     assert "visit the Virginia data centre." in cut and cut.startswith("…") and len(cut) <= 122
     assert snippet("short", ["x"]) == "short"
     assert snippet(text, ["nowhere"], width=400).startswith("Intro call.")
+
+
+def test_only_one_short_question_back_counts_as_asking_the_rep() -> None:
+    from agents.assistant.clarify import asks_back
+
+    assert asks_back("Which account do you mean?") and asks_back("您指的是哪个客户？")
+    # seen from Qwen2.5-1.5B instead of a tool call: a plan, and a made-up list of the customer's questions
+    assert not asks_back("To answer this, should I search the notes? First I'll find the VP's record, then ...")
+    assert not asks_back("他提出了以下疑问：\n1. 为什么需要质保？\n2. 质保的具体内容是什么？")
+
+
+def test_a_lookup_that_found_nothing_is_followed_by_code_looking_at_the_named_record(sqlite_world: World) -> None:
+    w = sqlite_world
+    _, account = _names(w, "a")
+    fake = FakeChatModel(script=[call("search_notes", query="zzzz", account=account), say("OK, I will check."),
+                                 say("Nothing about that yet.")])
+    events = drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", f"Latest news from {account}?"))
+    assert [s.tool for s in of_type(events, "tool_step")] == ["search_notes", "account_timeline", "search_notes"]
+    assert of_type(events, "answer")[0].text == "Nothing about that yet."
