@@ -13,9 +13,11 @@ one of the words every change request uses ("move", "stage", "next week", 商机
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 from sqlalchemy.orm import Session
 
 from agents.assistant.fallback import record_label
@@ -132,3 +134,27 @@ def question(obj: str, language: str, found: list[dict[str, Any]]) -> str:
         lines = [f"- {record_label(r) or r['ref']} [{r['ref']}]" for r in found]
         text += "\n\n" + RECENT[lang].format(word=word) + "\n" + "\n".join(lines)
     return text
+
+
+APPROVAL_DATA = '<data source="approval">'  # the approve step's report of a proposal the rep decided
+_RECORD_REF = re.compile(r"\b(?:account|contact|lead|opportunity|case|activity):\d+\b")
+
+
+def shown_refs(messages: Sequence[AnyMessage]) -> frozenset[str]:
+    """Records the rep has seen or written in this conversation: in the rep's messages and the assistant's answers.
+
+    Tool results the rep never saw do not count; a proposal's record does (the rep saw its card). "Move it to
+    negotiation" after an answer citing [opportunity:12], or "the first one" after crmind's question listing
+    choices, may change that record.
+    """
+    seen = (text_of_message(m) for m in messages if isinstance(m, HumanMessage) or (
+        isinstance(m, AIMessage) and not m.tool_calls) or (
+        isinstance(m, ToolMessage) and text_of_message(m).startswith(APPROVAL_DATA)))
+    return frozenset(r for text in seen for r in _RECORD_REF.findall(text))
+
+
+def text_of_message(message: AnyMessage) -> str:
+    """A message's text (content blocks joined)."""
+    content = message.content
+    return content if isinstance(content, str) else "".join(
+        b if isinstance(b, str) else str(b.get("text", "")) for b in content)

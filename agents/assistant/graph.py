@@ -38,7 +38,7 @@ from pydantic import ValidationError
 
 import ledger
 from agents.assistant.citations import Checked, check, link
-from agents.assistant.clarify import asks, asks_back, choices, names_a_record, question, target_kind
+from agents.assistant.clarify import asks, asks_back, choices, names_a_record, question, shown_refs, target_kind
 from agents.assistant.context import Context
 from agents.assistant.fallback import cite_named_records, cite_quoted_text, looks_like_a_call, records_answer
 from agents.assistant.figures import answer_problem
@@ -378,9 +378,12 @@ def _run_one(ctx: Context, state: State, name: str, call_id: str, raw: dict[str,
         raise Refused(f"at most {ctx.max_proposals} changes per turn; the assistant makes no bulk changes")
     # A read is only recorded; a write tool's proposal is a decision, committed durably.
     with transaction(ctx.engine, durable=tool.writes) as session:
+        targets = None if not tool.writes or names_a_record(session, ctx.principal, message) else shown_refs(
+            state.messages)
         env = ToolEnv(session=session, principal=ctx.principal, now=ctx.now(), thread_id=ctx.thread_id,
                       turn_id=state.turn_id, tool_call_id=call_id, message=message, evidence=evidence,
-                      rejected=frozenset(state.rejected), search=ctx.search, model_id=state.model_id)
+                      rejected=frozenset(state.rejected), search=ctx.search, model_id=state.model_id,
+                      targets=targets)
         result = tool.run(env, args)
         ledger.append(session, kind="tool_call", actor="assistant", parent_id=state.turn_id, thread_id=ctx.thread_id,
                       input_summary=f"{name} {json.dumps(raw, ensure_ascii=False, default=str)}"[:2000],
@@ -446,12 +449,13 @@ def approve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         except CrmindError as exc:  # stale record, decided concurrently, not allowed
             error = exc.message
     outcome: dict[str, Any] = {"proposal": item["proposal_id"], "status": status}
+    if shown["record_id"]:  # the record the rep saw on the proposal card (see clarify.shown_refs)
+        outcome["record"] = ref(shown["object_type"], shown["record_id"])
     if error:
         outcome["status"], outcome["error"] = "not applied", error
     elif status == "applied":
         outcome["edited"] = bool(decision and decision.action == "edit")
         outcome["changes"] = shown["changes"]
-        outcome["record"] = ref(shown["object_type"], shown["record_id"])
     elif status == "rejected":
         outcome["reason"] = decision.reason if decision else ""
     elif status == "pending":

@@ -31,7 +31,7 @@ from config.settings import get_settings
 from crm.access import READABLE, Principal, model_for, readable, row_filter, view, writable_fields
 from crm.fields import CHOICES
 from crm.models import Account, Activity, Case, Contact, Lead, Opportunity, User
-from crm.proposals import CLOSE_FIELDS, CLOSED_VALUES, proposal_view, propose
+from crm.proposals import CLOSE_FIELDS, CLOSED_VALUES, LINK_FIELDS, proposal_view, propose
 from crm.queries import escape_like
 
 Stage = Literal["prospecting", "qualification", "needs_analysis", "proposal", "negotiation", "closed_won",
@@ -77,6 +77,10 @@ class ToolEnv:
     search: SearchFn | None = None
     model_id: str | None = None
     """The model whose call this is: its proposals and their "why?" name it."""
+    targets: frozenset[str] | None = None
+    """Records a change may go to; None: any the caller may change (the rep's message names one, or an MCP
+    client or the API names the record itself). The assistant gives the records its conversation already showed
+    when the rep's message names none, so "move the deal" never lands on a deal the model picked."""
 
     @property
     def today(self) -> date:
@@ -611,6 +615,12 @@ NOT_BY_ASSISTANT = frozenset({"owner_id", "team_id"})
 def _propose(env: ToolEnv, tool: str, *, obj: str, action: str, changes: dict[str, Any], record_id: int | None,
              reason: str, target: str) -> ToolResult:
     env.check_not_rejected(target)
+    touched = ([ref(obj, record_id)] if record_id else []) + [
+        ref(kind, changes[name]) for name, kind in LINK_FIELDS.items() if changes.get(name)]
+    unnamed = [r for r in touched if env.targets is not None and r not in env.targets]
+    if unnamed:
+        raise Refused(f"the rep's message names no record, and {unnamed[0]} is not one this conversation showed "
+                      f"the rep; ask the rep which {unnamed[0].split(':')[0]} they mean")
     evidence = list(dict.fromkeys(([ref(obj, record_id)] if record_id else []) + list(env.evidence)))[:20]
     key = json.dumps([env.thread_id, env.turn_id, env.tool_call_id, obj, record_id, changes], sort_keys=True,
                      default=str)

@@ -207,3 +207,22 @@ def test_a_lookup_that_found_nothing_is_followed_by_code_looking_at_the_named_re
     events = drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", f"Latest news from {account}?"))
     assert [s.tool for s in of_type(events, "tool_step")] == ["search_notes", "account_timeline", "search_notes"]
     assert of_type(events, "answer")[0].text == "Nothing about that yet."
+
+
+def test_a_change_naming_no_record_never_lands_on_a_record_the_model_picked(sqlite_world: World) -> None:
+    # Seen in the web chat with Qwen2.5-1.5B: "把那个商机推进到下一阶段" -> update_stage on a deal it found itself.
+    w = sqlite_world
+    opp = w.records["a"]["opportunity"]
+    move = {"opportunity": f"opportunity:{opp}", "stage": "negotiation"}
+    fake = FakeChatModel(script=[call("update_stage", **move), say("Done."), call("update_stage", **move),
+                                 say("Proposed.")])
+    bot, rep = assistant(w.engine, fake), w.p("a", "rep")
+    events = drain(bot.start_turn(rep, "t", "把那个商机推进到下一阶段。"))
+    assert not of_type(events, "proposal")
+    refused = [str(m.content) for m in fake.requests[1] if isinstance(m, ToolMessage)][-1]
+    assert "names no record" in refused and "ask the rep which opportunity" in refused
+    answer = of_type(events, "answer")[0]
+    assert answer.text.startswith("您指的是哪个商机？") and f"[opportunity:{opp}]" in answer.text
+    # the rep picks one of the deals the question listed: that record may now be changed
+    picked = drain(bot.start_turn(rep, "t", "第一个"))
+    assert of_type(picked, "proposal")[0].proposal["record_id"] == opp

@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from agents.assistant.runner import AnswerEvent
 from crm.models import Opportunity
-from eval.agent.harness import Demo, build_template, mentions, report, resolve_all, run_suite, run_task, table
+from eval.agent.harness import Demo, build_template, grade, mentions, report, resolve_all, run_suite, run_task, table
 from eval.agent.tasks import KINDS, Resolved, load_tasks, quick
 from ledger import Decision
 from tests.fixtures.fake_chat import block_real_models, scripted
@@ -132,11 +133,13 @@ def test_a_wrong_end_state_fails(resolved: dict[str, Resolved], demo: Demo, tmp_
     with Session(create_engine(f"sqlite:///{demo.path}")) as s:
         mine = s.scalars(select(Opportunity.id).where(Opportunity.team_id.in_(clarify.principal.team_ids),
                                                       Opportunity.stage != "negotiation")).first()
-    guess = copy.deepcopy(clarify)  # the model picks a deal itself: a proposal the rep did not ask for, no question
+    guess = copy.deepcopy(clarify)  # the model picks a deal itself: refused in code, and crmind asks instead
     guess.oracle = [{"call": "update_stage", "args": {"opportunity": f"opportunity:{mine}", "stage": "negotiation"}},
                     {"say": "Done."}]
     run = run_task(guess, demo, _oracle(guess), tmp_path, trial=0)
-    assert not run.passed and "no clarifying question" in run.reasons
+    assert run.passed and run.proposals == 0 and run.answer.startswith("Which deal do you mean?")
+    done = AnswerEvent(text="Done.", citations=[], grounded=False, language="en")
+    assert "no clarifying question" in grade(clarify, [done], [], 0)  # the grader itself still checks
 
 
 def test_the_report_has_its_fields_and_a_ledger_row(tmp_path: Path) -> None:
