@@ -79,14 +79,18 @@ def test_a_record_the_rep_may_not_read_is_not_looked_up_even_when_named(sqlite_w
     assert seen.startswith('<data source="find_records">') and other not in seen
 
 
-def test_named_records_are_whole_names_longest_first(sqlite_world: World) -> None:
-    w = sqlite_world
+def test_named_records_are_whole_names_longest_first_on_both_engines(world: World) -> None:
+    w = world
     name, account = _names(w, "a")
+    other, _ = _names(w, "b")
+    rep = w.p("a", "rep")
     with session_factory(w.engine)() as s:
-        found = named_records(s, w.p("a", "rep"), f"what did {account.upper()} say about {name}?")
+        found = named_records(s, rep, f"what did {account.upper()} say about {name}?")
         assert [(obj, r.id) for obj, r in found] == [("opportunity", w.records["a"]["opportunity"]),
                                                      ("account", w.records["a"]["account"])]
-        assert named_records(s, w.p("a", "rep"), "what about ESS?") == []
+        assert named_records(s, rep, "what about ESS?") == [] and named_records(s, rep, f"and {other}?") == []
+        assert names_a_record(s, rep, "Move ESS-200 to negotiation")
+        assert not names_a_record(s, rep, "把那个商机推进到下一阶段")
 
 
 def test_a_change_request_naming_no_record_gets_a_question_with_the_reps_records(sqlite_world: World) -> None:
