@@ -82,7 +82,7 @@ def scenarios(engine: Engine) -> tuple[Principal, dict[str, tuple[str, list[AIMe
         "search notes": ("What did they say about pricing?", [
             call("search_notes", query="pricing discount"),
             say(f"They asked for a discount [chunk:{hits[0].chunk_id}].")], False),
-        "proposal + approve": ("Move the deal to negotiation", [
+        "proposal + approve": (f"Move {opp.name} to negotiation", [  # named: a change needs its record named
             call("update_stage", opportunity=ref, stage="negotiation"), say(f"Moved [{ref}].")], True),
     }, hits
 
