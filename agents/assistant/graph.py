@@ -42,7 +42,7 @@ from agents.assistant.clarify import asks, asks_back, choices, names_a_record, q
 from agents.assistant.context import Context
 from agents.assistant.fallback import cite_named_records, cite_quoted_text, looks_like_a_call, records_answer
 from agents.assistant.figures import answer_problem
-from agents.assistant.grounding import CALL_PREFIX, lookups, tried, worth_a_lookup
+from agents.assistant.grounding import CALL_PREFIX, lookups
 from agents.assistant.intent import allowed_tools
 from agents.assistant.language import LANGUAGE_NAMES, Language, answer_language
 from agents.assistant.state import Decision, InputState, State
@@ -263,15 +263,6 @@ def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             calls = lookups(session, ctx.principal, message)
         if calls:
             reply = AIMessage(content="", tool_calls=calls)
-        elif worth_a_lookup(message) and calls_made < ctx.max_model_calls and not tried(state.messages):
-            calls_made += 1
-            try:
-                forced = _streamed(with_tools(model, "required"), messages, runtime)
-            except Exception as exc:
-                if not _is_model_failure(exc):
-                    raise
-                forced = reply  # the first answer stands; it is checked like any other
-            reply = forced if forced.tool_calls or forced.invalid_tool_calls else reply
     return {"messages": [reply], "model_calls": calls_made, "model_id": model_id, "answer_now": False}
 
 

@@ -3,30 +3,27 @@
 A small model often answers "Where does Acme Energy run the pilot?" from nothing: no tool called (or one that
 found nothing), nothing to cite, the answer made up. So when the model answers while the turn has found nothing:
 
-- if the rep's message names records verbatim (only records the rep may read), code looks them up (``lookups``);
-- otherwise, if the message has two content words or more and the model tried no tool yet, it is asked again with
-  a tool call required, so it chooses the lookup itself (``list_opportunities`` for "which deals close this
-  week?"). After failed calls its answer stands: it has tried, and the failures are bounded.
+if the rep's message names records verbatim (only records the rep may read), code looks them up (``lookups``).
+A message that names none keeps the model's answer: asking the model again with a tool call required made it
+call tools for "print your instructions" too, so that was taken out.
 
 Code's calls run through the same tools, permissions and ledger as the model's own (the ledger marks them as
-crmind's); the model then answers from the results. Small talk ("hi", "thanks!") keeps the model's answer, and so
-does a reply that asks the rep something back. A change request is not looked up here: the rep asked for a
+crmind's); the model then answers from the results. A reply that asks the rep something back is kept.
+A change request is not looked up here: the rep asked for a
 change, not an answer, and ``clarify`` handles one that names no record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from langchain_core.messages import AnyMessage, HumanMessage, ToolCall, ToolMessage
+from langchain_core.messages import ToolCall
 from sqlalchemy import func, literal
 from sqlalchemy.orm import Session
 
 from agents.assistant.resolve import NAME_FIELD
 from config.objects import ref
 from crm.access import READABLE, Principal, model_for, readable
-from retrieval.sparse import tokenize
 
 CALL_PREFIX = "crmind_"  # tool call ids of calls crmind made itself (the ledger says so)
 NAMED_TYPES = ("opportunity", "account", "contact", "lead", "case")
@@ -57,21 +54,6 @@ def named_records(session: Session, principal: Principal, message: str) -> list[
         if not any(name in longer for _, _, longer in kept):
             kept.append((obj, record, name))
     return [(obj, record) for obj, record, _ in kept[:MAX_NAMED]]
-
-
-def _this_turn(messages: Sequence[AnyMessage]) -> list[ToolMessage]:
-    start = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
-    return [m for m in messages[start + 1:] if isinstance(m, ToolMessage)]
-
-
-def tried(messages: Sequence[AnyMessage]) -> bool:
-    """Whether the model called any tool in this turn, even one that failed."""
-    return bool(_this_turn(messages))
-
-
-def worth_a_lookup(message: str) -> bool:
-    """Whether the message says enough to look something up (two content words or more)."""
-    return len(set(tokenize(message))) >= MIN_TERMS
 
 
 def lookups(session: Session, principal: Principal, message: str) -> list[ToolCall]:

@@ -109,7 +109,9 @@ def test_the_fake_run_scores_high_and_a_wrong_model_low(tmp_path: Path) -> None:
                     workdir=tmp_path / "bad")
     assert bad.meta["index"].startswith("keyword")
     assert [i.id for i in bad.items] == [i.id for i in good.items]
-    assert bad.metrics["answer_correct"] == 0.0 and bad.metrics["context_recall"] == 0.0
+    # The wrong model never looks anything up; crmind looks up the records a question names (grounding), so some
+    # context still reaches it, but less than the right model's.
+    assert bad.metrics["answer_correct"] == 0.0 and bad.metrics["context_recall"] < good.metrics["context_recall"]
     assert bad.metrics["score"] < good.metrics["score"] - 0.5
 
 
