@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from agents.assistant.fallback import record_label
 from agents.assistant.grounding import NAMED_TYPES, named_records
 from agents.assistant.resolve import NAME_FIELD
+from agents.assistant.state import message_text
 from agents.assistant.tools import compact
 from crm.access import READABLE, Principal, model_for, readable
 from crm.fields import CHOICES
@@ -147,14 +148,7 @@ def shown_refs(messages: Sequence[AnyMessage]) -> frozenset[str]:
     negotiation" after an answer citing [opportunity:12], or "the first one" after crmind's question listing
     choices, may change that record.
     """
-    seen = (text_of_message(m) for m in messages if isinstance(m, HumanMessage) or (
+    seen = (message_text(m) for m in messages if isinstance(m, HumanMessage) or (
         isinstance(m, AIMessage) and not m.tool_calls) or (
-        isinstance(m, ToolMessage) and text_of_message(m).startswith(APPROVAL_DATA)))
+        isinstance(m, ToolMessage) and message_text(m).startswith(APPROVAL_DATA)))
     return frozenset(r for text in seen for r in _RECORD_REF.findall(text))
-
-
-def text_of_message(message: AnyMessage) -> str:
-    """A message's text (content blocks joined)."""
-    content = message.content
-    return content if isinstance(content, str) else "".join(
-        b if isinstance(b, str) else str(b.get("text", "")) for b in content)

@@ -46,6 +46,7 @@ from agents.assistant.grounding import CALL_PREFIX, lookups
 from agents.assistant.intent import allowed_tools
 from agents.assistant.language import LANGUAGE_NAMES, Language, answer_language
 from agents.assistant.state import Decision, InputState, State
+from agents.assistant.state import message_text as text_of
 from agents.assistant.tools import TOOL_SCHEMAS, TOOLS_BY_NAME, Refused, ToolEnv, ToolResult
 from agents.errors import AgentError, ThreadNotFound, ToolInputError
 from config.db import transaction
@@ -99,14 +100,6 @@ def _ctx(runtime: Runtime[Context]) -> Context:
     return runtime.context
 
 
-def text_of(message: AnyMessage) -> str:
-    """A message's text (content blocks joined)."""
-    content = message.content
-    if isinstance(content, str):
-        return content
-    return "".join(b if isinstance(b, str) else str(b.get("text", "")) for b in content)
-
-
 def rep_message(state: State) -> str:
     """The rep's latest message."""
     for message in reversed(state.messages):
@@ -126,12 +119,9 @@ def turn_note(*, rep: str, now: datetime, language: Language) -> SystemMessage:
                                                   language=LANGUAGE_NAMES[language]))
 
 
-def with_tools(model: Any, choice: str = "auto") -> Runnable[Any, Any]:
-    """The chat model with every assistant tool bound, as in each model call that may call tools.
-
-    ``choice="required"``: the reply must call a tool (the grammar allows nothing else on llama.cpp).
-    """
-    bound: Runnable[Any, Any] = model.bind_tools(list(TOOL_SCHEMAS), tool_choice=choice)
+def with_tools(model: Any) -> Runnable[Any, Any]:
+    """The chat model with every assistant tool bound, as in each model call that may call tools."""
+    bound: Runnable[Any, Any] = model.bind_tools(list(TOOL_SCHEMAS), tool_choice="auto")
     return bound
 
 

@@ -29,7 +29,6 @@ CALL_PREFIX = "crmind_"  # tool call ids of calls crmind made itself (the ledger
 NAMED_TYPES = ("opportunity", "account", "contact", "lead", "case")
 MIN_NAME = 4  # shorter names ("Li", "ABC") appear inside ordinary words too often
 MAX_NAMED = 2  # at most 4 calls (two accounts, two each): the per-reply call limit
-MIN_TERMS = 2
 
 
 def named_records(session: Session, principal: Principal, message: str) -> list[tuple[str, Any]]:

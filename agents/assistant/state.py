@@ -99,3 +99,11 @@ class Decision(BaseModel):
         if self.action != "edit" and self.edits:
             raise ValueError("edits go with action 'edit'")
         return self
+
+
+def message_text(message: AnyMessage) -> str:
+    """A message's text (content blocks joined)."""
+    content = message.content
+    if isinstance(content, str):
+        return content
+    return "".join(b if isinstance(b, str) else str(b.get("text", "")) for b in content)
