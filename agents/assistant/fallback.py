@@ -19,6 +19,8 @@ MIN_NAME = 4  # shorter names ("Li") are too likely to appear by chance
 LABEL_FIELDS = ("name", "subject", "title")
 DETAIL_FIELDS = ("stage", "status", "priority", "amount", "close_date", "due", "kind", "ts")
 MIN_QUOTE = 12  # characters: shorter quotes ("yes", a name) could come from anywhere
+MIN_COPY, SEED = 28, 8  # an unquoted copied passage: its weight (see _weight), and the run that starts one
+MIN_ECHO, MAX_ECHO_EXTRA = 6, 12  # a repeated request of at least 6 characters, with at most 12 others around it
 QUOTED = re.compile(r'"([^"\n]+)"|“([^”\n]+)”|「([^」\n]+)」|『([^』\n]+)』')
 CALL_TEXT = re.compile(r'[{"]\s*"?name"?\s*:|<tool_call>|```json')
 INTRO = {
@@ -94,7 +96,8 @@ def _plain(text: str) -> str:
 def cite_quoted_text(text: str, messages: list[AnyMessage]) -> str:
     """Cite, after the closing quote, a record whose text this turn's tools returned and the answer quotes.
 
-    "The note says: "Budget capped at 1.2M"" is about that note, as surely as its name would be.
+    "The note says: "Budget capped at 1.2M"" is about that note, as surely as its name would be. So is a long
+    passage copied without quote marks (``cite_copied_text``).
     """
     records = [(r, _plain(str(r.get("body") or r.get("text") or ""))) for r in found_records(messages)]
     for match in reversed(list(QUOTED.finditer(text))):
@@ -103,7 +106,71 @@ def cite_quoted_text(text: str, messages: list[AnyMessage]) -> str:
         ref = f"[{source['ref']}]" if source else ""
         if source and ref not in text[match.end():match.end() + len(ref) + 2]:
             text = f"{text[:match.end()]} {ref}{text[match.end():]}"
+    return cite_copied_text(text, messages)
+
+
+def _weight(text: str) -> int:
+    """Length with a CJK character counted twice: 12 Chinese characters say about as much as 24 letters."""
+    return sum(2 if ord(c) >= 0x2E80 else 1 for c in text)
+
+
+def _shared_spans(text: str, body: str) -> list[tuple[int, int]]:
+    """Maximal runs of ``text`` (at least ``SEED`` characters) that occur in ``body``, left to right."""
+    spans, i = [], 0
+    while i <= len(text) - SEED:
+        if text[i:i + SEED] not in body:
+            i += 1
+            continue
+        j = i + SEED
+        while j < len(text) and text[i:j + 1] in body:
+            j += 1
+        spans.append((i, j))
+        i = j
+    return spans
+
+
+def cite_copied_text(text: str, messages: list[AnyMessage]) -> str:
+    """Cite a record after a long passage the answer copies from its text, quote marks or not.
+
+    The passage must be specific to one record: at least ``MIN_COPY`` (``_weight``) once the names of the turn's
+    records and the rep's own words are taken out ("Moorland Telecom Inc." is in every note of that account),
+    and found in only one record's text.
+    """
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a character whose lower case is longer: positions would not line up
+        return text
+    records = found_records(messages)
+    bodies = [(r, str(r.get("body") or r.get("text") or "").lower()) for r in records]
+    names = sorted({record_label(r).lower() for r in records if len(record_label(r)) >= MIN_NAME}, key=len,
+                   reverse=True)
+    asked = next((str(m.content).lower() for m in reversed(messages) if isinstance(m, HumanMessage)), "")
+    inserts: dict[int, str] = {}
+    for record, body in bodies:
+        for start, end in _shared_spans(lowered, body):
+            span = lowered[start:end]
+            theirs = _shared_spans(span, asked)  # the rep's own words are not the record's
+            specific = "".join(c for i, c in enumerate(span) if not any(a <= i < b for a, b in theirs))
+            for name in names:
+                specific = specific.replace(name, "")
+            if _weight(specific.strip()) < MIN_COPY:
+                continue
+            if sum(span in other for _, other in bodies) == 1:
+                inserts.setdefault(end, f"[{record['ref']}]")
+    for end in sorted(inserts, reverse=True):
+        ref = inserts[end]
+        if ref not in text[end:end + len(ref) + 3]:
+            text = f"{text[:end]} {ref}{text[end:]}"
     return text
+
+
+def _core(text: str) -> str:
+    return re.sub(r"[\W_]+", "", re.sub(r"\[[a-z_]+:[^\]\s]+\]", "", text.lower()))
+
+
+def echoes(text: str, message: str) -> bool:
+    """The answer only repeats the rep's request ("好的，我明白了。请总结一下…最近的备注。"): it answers nothing."""
+    said, asked = _core(text), _core(message)
+    return len(asked) >= MIN_ECHO and asked in said and len(said) - len(asked) <= MAX_ECHO_EXTRA
 
 
 def looks_like_a_call(text: str) -> bool:

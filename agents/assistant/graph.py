@@ -37,10 +37,11 @@ from langgraph.types import interrupt
 from pydantic import ValidationError
 
 import ledger
+from agents.assistant.addressed import flag_addressed
 from agents.assistant.citations import Checked, check, link
 from agents.assistant.clarify import asks, asks_back, choices, names_a_record, question, shown_refs, target_kind
 from agents.assistant.context import Context
-from agents.assistant.fallback import cite_named_records, cite_quoted_text, looks_like_a_call, records_answer
+from agents.assistant.fallback import cite_named_records, cite_quoted_text, echoes, looks_like_a_call, records_answer
 from agents.assistant.figures import answer_problem
 from agents.assistant.grounding import CALL_PREFIX, lookups
 from agents.assistant.intent import allowed_tools
@@ -166,9 +167,12 @@ def as_data(source: str, payload: Any) -> str:
     return f'<data source="{source}">\n{body}\n</data>'
 
 
+ERROR_HINTS = ("Correct the call or ask the rep.", "Do not call it again for this; tell the rep.")
+
+
 def as_error(tool: str, message: str, retry: bool) -> str:
     """A tool error for the model: what went wrong, and whether correcting the call can help."""
-    hint = "Correct the call or ask the rep." if retry else "Do not call it again for this; tell the rep."
+    hint = ERROR_HINTS[0] if retry else ERROR_HINTS[1]
     return f'<error tool="{tool}">{message.replace("<", "‹")}</error>\n{hint}'
 
 
@@ -331,7 +335,8 @@ def run_tools(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             pending.append({"proposal_id": result.proposal_id, "tool_call_id": call_id, "tool": name,
                             "target": result.target})
         else:
-            replies.append(ToolMessage(content=as_data(name, result.data), tool_call_id=call_id, name=name))
+            content = as_data(name, flag_addressed(result.data))
+            replies.append(ToolMessage(content=content, tool_call_id=call_id, name=name))
     for i, bad in enumerate(last.invalid_tool_calls):  # arguments that did not parse (e.g. cut off at max_tokens)
         failures += 1
         name = bad.get("name") or "unknown"
@@ -461,11 +466,14 @@ def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     last = state.messages[-1]
     if not isinstance(last, AIMessage):
         raise AgentError("finalize needs the model's answer")
-    # A small model sometimes repeats crmind's turn note as its answer: that is not an answer.
-    said = "\n".join(line for line in text_of(last).splitlines() if not line.startswith(NOTE_START)).strip()
+    # A small model sometimes repeats crmind's turn note, or a tool error's hint, as its answer: not an answer.
+    said = "\n".join(line for line in text_of(last).splitlines()
+                     if not line.startswith(NOTE_START) and line.strip() not in ERROR_HINTS).strip()
     checked = check(cite_quoted_text(cite_named_records(said, state.messages), state.messages), state.evidence)
-    if not checked.grounded and looks_like_a_call(checked.text):  # no answer, a call as text: show the records
-        shown = records_answer(checked.text, state.messages, state.language)
+    if (not checked.grounded and looks_like_a_call(checked.text)) or echoes(said, rep_message(state)):
+        # no answer (a call as text, or the rep's request said back): show the records
+        shown = records_answer("" if echoes(said, rep_message(state)) else checked.text, state.messages,
+                               state.language)
         if shown is not None:
             checked = check(shown, state.evidence)
     replaced = answer_problem(checked.text, state.messages)

@@ -9,6 +9,9 @@ is listed in the tool's ``filters`` as ``from_request``, so the answer and its "
 
 A stage works the same way: when the request names exactly one stage ("to negotiation", 推进到初步接触), a list
 filter or a stage change the call gives differently (the model mixing up 初步接触 and 资格确认) takes the rep's.
+So does an activity kind in a request for the newest ("the latest note", 最近的备注): an account's timeline, or a
+search with nothing to search for, shows only that kind. "Check the notes: which system do they use?" is not
+narrowed: the answer may sit in a call or an email.
 """
 
 from __future__ import annotations
@@ -71,4 +74,25 @@ _STAGES = {stage: re.compile("|".join(
 def stage_named(message: str) -> str | None:
     """The one stage the request names ("move it to negotiation", 推进到初步接触阶段); None for none or several."""
     named = [stage for stage, pattern in _STAGES.items() if pattern.search(message)]
+    return named[0] if len(named) == 1 else None
+
+
+# How reps name each kind of activity. "call" as a verb ("call me back") only ever narrows a read.
+_KINDS = {kind: re.compile(pattern, re.IGNORECASE) for kind, pattern in {
+    "note": r"\bnotes?\b|备注|笔记|纪要",
+    "call": r"\b(?:phone )?calls?\b|电话|通话",
+    "email": r"\be-?mails?\b|邮件",
+    "meeting": r"\bmeetings?\b|会议|会面|开会",
+    "task": r"\btasks?\b|\bto-?dos?\b|待办|任务",
+}.items()}
+
+
+_NEWEST = re.compile(r"\b(?:latest|newest|most recent|recent|last)\b|最新|最近|上次|上一次|最后", re.IGNORECASE)
+
+
+def activity_kind_named(message: str) -> str | None:
+    """The one kind of activity a request for the newest names ("the latest note", 最近的电话); None otherwise."""
+    if not _NEWEST.search(message):
+        return None
+    named = [kind for kind, pattern in _KINDS.items() if pattern.search(message)]
     return named[0] if len(named) == 1 else None

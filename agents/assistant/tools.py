@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from agents.assistant.dates import resolve_date, resolve_range
 from agents.assistant.money import format_money, parse_amount
-from agents.assistant.request_filters import amount_bounds, same_amount, says_mine, stage_named
+from agents.assistant.request_filters import activity_kind_named, amount_bounds, same_amount, says_mine, stage_named
 from agents.assistant.resolve import NAME_FIELD, resolve, resolve_owner, similar
 from agents.errors import AgentError, ToolInputError
 from config.objects import ref
@@ -40,6 +40,7 @@ LeadStatus = Literal["new", "working", "qualified", "converted", "disqualified"]
 CaseStatus = Literal["new", "open", "pending", "escalated", "closed"]
 CasePriority = Literal["low", "medium", "high", "urgent"]
 ActivityKind = Literal["call", "email", "meeting", "note"]
+AnyActivityKind = Literal["call", "email", "meeting", "note", "task"]
 FindType = Literal["account", "contact", "lead", "opportunity", "case"]
 # The grammar constrains the model to these sets; they must be the CRM's own.
 assert get_args(Stage) == CHOICES[("opportunity", "stage")]
@@ -47,6 +48,7 @@ assert get_args(LeadStatus) == CHOICES[("lead", "status")]
 assert get_args(CaseStatus) == CHOICES[("case", "status")]
 assert get_args(CasePriority) == CHOICES[("case", "priority")]
 assert set(get_args(ActivityKind)) < set(CHOICES[("activity", "kind")])
+assert get_args(AnyActivityKind) == CHOICES[("activity", "kind")]
 
 FOLLOW_UP_KIND = "task"
 FOLLOW_UP_HOUR = time(9, 0)
@@ -451,15 +453,29 @@ class AccountTimelineArgs(Args):
     """An account's history: activities, cases and deals, newest first."""
 
     account: str = RecordText
+    kind: AnyActivityKind | None = Field(None, description="Only activities of this kind (no cases or deals)")
     period: str | None = Period
     limit: int = Field(20, ge=1, le=50)
 
 
+def _kind_from_request(env: ToolEnv, kind: str | None, applied: dict[str, Any]) -> str | None:
+    """The activity kind the call gives, or the one the rep's words name ("the latest note") when it gives none."""
+    if kind is None and (kind := activity_kind_named(env.message)):
+        applied["from_request"] = ["kind"]
+    if kind:
+        applied["kind"] = kind
+    return kind
+
+
 def account_timeline(env: ToolEnv, args: AccountTimelineArgs) -> ToolResult:
-    """Activities, cases and opportunities of one account, merged by time."""
+    """Activities, cases and opportunities of one account, merged by time (only activities of ``kind`` if given)."""
     account = resolve(env.session, env.principal, "account", args.account)
+    applied: dict[str, Any] = {}
+    kind = _kind_from_request(env, args.kind, applied)
     aid, conds_a, conds_c = account.id, [Activity.account_id == account.id], [Case.account_id == account.id]
     conds_o = [Opportunity.account_id == aid]
+    if kind:
+        conds_a.append(Activity.kind == kind)
     if args.period:
         first, last = _day_bounds(resolve_range(args.period, env.today))
         conds_a.append(and_(Activity.occurred_at >= first, Activity.occurred_at < last))
@@ -468,17 +484,19 @@ def account_timeline(env: ToolEnv, args: AccountTimelineArgs) -> ToolResult:
     events: list[tuple[str, dict[str, Any]]] = []
     for a in _rows(env, "activity", *conds_a, order=Activity.occurred_at.desc(), limit=args.limit):
         events.append((a.occurred_at.isoformat(), compact(env.principal, "activity", a)))
-    for c in _rows(env, "case", *conds_c, order=Case.created_at.desc(), limit=args.limit):
-        events.append((c.created_at.isoformat(), {**compact(env.principal, "case", c),
-                                                  "created_at": c.created_at.isoformat()}))
-    for o in _rows(env, "opportunity", *conds_o, order=Opportunity.created_at.desc(), limit=args.limit):
-        events.append((o.created_at.isoformat(), {**compact(env.principal, "opportunity", o),
-                                                  "created_at": o.created_at.isoformat()}))
+    if not kind:
+        for c in _rows(env, "case", *conds_c, order=Case.created_at.desc(), limit=args.limit):
+            events.append((c.created_at.isoformat(), {**compact(env.principal, "case", c),
+                                                      "created_at": c.created_at.isoformat()}))
+        for o in _rows(env, "opportunity", *conds_o, order=Opportunity.created_at.desc(), limit=args.limit):
+            events.append((o.created_at.isoformat(), {**compact(env.principal, "opportunity", o),
+                                                      "created_at": o.created_at.isoformat()}))
     events.sort(key=lambda e: e[0], reverse=True)
     timeline = [{"when": when, **item} for when, item in events[:args.limit]]
     refs = [ref("account", aid)] + [t["ref"] for t in timeline]
-    return ToolResult({"account": compact(env.principal, "account", account), "timeline": timeline}, refs,
-                      f"{len(timeline)} events")
+    data = {"account": compact(env.principal, "account", account), "timeline": timeline}
+    return ToolResult({**data, "filters": applied} if applied else data, refs,
+                      f"{len(timeline)} {kind + 's' if kind else 'events'}")
 
 
 class SearchNotesArgs(Args):
@@ -500,6 +518,8 @@ def search_notes(env: ToolEnv, args: SearchNotesArgs) -> ToolResult:
         options["account_id"] = resolve(env.session, env.principal, "account", args.account).id
     if args.period:
         options["date_from"], options["date_to"] = _day_bounds(resolve_range(args.period, env.today))
+    if not _content_terms(env, args.query, options.get("account_id")):
+        return _newest(env, args, options)
     search = env.search or search_as
     try:
         hits, decision = search(env.session, env.principal, args.query, ledger_parent=env.turn_id,
@@ -512,6 +532,43 @@ def search_notes(env: ToolEnv, args: SearchNotesArgs) -> ToolResult:
     refs = list(dict.fromkeys([r["ref"] for r in results] + [r["chunk"] for r in results]))
     return ToolResult({"results": results, "count": len(results)}, refs, f"{len(results)} passages",
                       retrieval_decision=decision)
+
+
+# Words that ask for notes rather than say what they are about ("the latest note", 最近的备注写了什么).
+_NOT_A_TOPIC = ("latest newest recent most last note notes say says said tell show summary summarise summarize "
+                "summarised update updates record records content what new 最新 最近 一条 一下 备注 笔记 纪要 记录 "
+                "内容 总结 概括 写 说 什么 上次 最后")
+
+
+def _content_terms(env: ToolEnv, query: str, account_id: int | None) -> list[str]:
+    """The query's terms that say what to search for: not the searched account's name, not "latest note"."""
+    from retrieval.sparse import tokenize
+
+    skip = set(tokenize(_NOT_A_TOPIC))
+    if account_id is not None:
+        skip |= set(tokenize(env.session.get_one(Account, account_id).name))
+    return [t for t in tokenize(query) if len(t) >= 2 and t not in skip]
+
+
+def _newest(env: ToolEnv, args: SearchNotesArgs, options: dict[str, Any]) -> ToolResult:
+    """A search with nothing to search for ("Acme's latest note"): the newest activities in scope, newest first.
+
+    Ranking by relevance to "latest note" would put any note ahead of the newest one; the rep asked for time order.
+    The kind the rep's words name ("note", 备注) narrows it.
+    """
+    applied: dict[str, Any] = {}
+    conds: list[Any] = []
+    if kind := _kind_from_request(env, None, applied):
+        conds.append(Activity.kind == kind)
+    if "account_id" in options:
+        conds.append(Activity.account_id == options["account_id"])
+    if "date_from" in options:
+        conds.append(and_(Activity.occurred_at >= options["date_from"], Activity.occurred_at < options["date_to"]))
+    rows = _rows(env, "activity", *conds, order=Activity.occurred_at.desc(), limit=args.limit)
+    items, refs = _items(env, "activity", rows)
+    return ToolResult({"results": items, "count": len(items), "filters": applied,
+                       "note": "nothing to search for beyond the account and the kind: the newest first"}, refs,
+                      f"{len(items)} newest {kind + 's' if kind else 'activities'}")
 
 
 def _query_terms(query: str) -> list[str]:

@@ -160,7 +160,7 @@ def test_a_named_account_brings_its_timeline_and_a_notes_search_within_it(sqlite
     echo = say("Note from crmind, not from the rep: today is 2026-10-05 (Monday).")
     fake = FakeChatModel(script=[call("search_notes", query="备注", account="Nowhere Ltd"), echo,
                                  say('最新的备注写的是“budget capped at 1.2M; next step demo”。')])
-    events = drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", f"{account}最新的一条备注写了什么？"))
+    events = drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", f"{account}最新的一条记录写了什么？"))
     steps = of_type(events, "tool_step")
     assert [(s.tool, s.ok) for s in steps] == [("search_notes", False), ("account_timeline", True),
                                                ("search_notes", True)]
