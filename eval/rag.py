@@ -24,13 +24,10 @@ from __future__ import annotations
 import json
 import random
 import re
-import shutil
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +37,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from agents.assistant.context import ModelFactory
-from eval.agent.harness import DEFAULT_SCALE, Demo, Run, build_template, gateway, no_index, run_task, workdir_or_temp
+from eval.agent.harness import DEFAULT_SCALE, Demo, Run, build_template, gateway, run_task, search_for, workdir_or_temp
 from eval.agent.tasks import Expect, Resolved, Task, askable_facts, fact_reader
 from eval.results import Item, SuiteResult
 
@@ -248,28 +245,6 @@ def gateway_model(name: str) -> Callable[[Question], ModelFactory]:
     return lambda q: make(q.resolved)
 
 
-# ---------------------------------------------------------------- retrieval
-@contextmanager
-def hybrid_search(demo: Demo, workdir: Path, embedder: Any) -> Iterator[tuple[Callable[..., Any], dict[str, Any]]]:
-    """A real hybrid index of the template in ``workdir``, and ``search_notes``'s search over it (logged)."""
-    from retrieval.indexer import build
-    from retrieval.search import search_logged
-    from retrieval.store import EdgeStore
-
-    path = workdir / "index-source.db"
-    shutil.copyfile(demo.path, path)  # indexing marks its progress in the database: not in the template
-    engine = create_engine(f"sqlite:///{path}")
-    store = EdgeStore(workdir / "index", embedder.dim)
-    try:
-        summary = build(engine, store, embedder, progress=False)
-        yield partial(search_logged, store=store, embedder=embedder), {
-            "index": "hybrid", "embedder": embedder.name, "chunks": summary.chunks,
-            "index_s": round(summary.seconds, 2)}
-    finally:
-        store.close()
-        engine.dispose()
-
-
 def _mean(values: list[Any]) -> float | None:
     kept = [float(v) for v in values if v is not None]
     return round(statistics.fmean(kept), 4) if kept else None
@@ -316,7 +291,7 @@ def run_suite(model_for: Callable[[Question], ModelFactory], *, model_name: str,
             judged = 0
         emb = make_embedder(embedder, cache=False) if index == "hybrid" or judge is not None else None
         ragas_embeddings = ragas_metrics.RagasEmbeddings(emb) if judge is not None and emb is not None else None
-        with _search(index, demo, work, emb) as (search, index_meta):
+        with search_for(index, demo, work, emb) as (search, index_meta):
             items: list[Item] = []
             trust_rows: list[dict[str, Any]] = []
             errors: list[str] = []
@@ -348,17 +323,6 @@ def run_suite(model_for: Callable[[Question], ModelFactory], *, model_name: str,
             meta["judge_errors"] = errors[:20]
     return SuiteResult(suite=SUITE, model=model_name, metrics=metrics, items=items, meta=meta,
                        seconds=round(time.perf_counter() - started, 2))
-
-
-@contextmanager
-def _search(index: str, demo: Demo, work: Path, emb: Any) -> Iterator[tuple[Callable[..., Any], dict[str, Any]]]:
-    if index == "hybrid":
-        with hybrid_search(demo, work, emb) as pair:
-            yield pair
-    elif index == "keyword":
-        yield no_index, {"index": "keyword fallback (no index)"}
-    else:
-        raise ValueError(f"unknown index '{index}': use hybrid or keyword")
 
 
 def _grade(q: Question, run: Run, judge: Any, embeddings: Any, quick: bool, errors: list[str]) -> Item:

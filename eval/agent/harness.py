@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,48 @@ def diff(before: Snapshot, after: Snapshot) -> list[dict[str, Any]]:
 def no_index(*_: Any, **__: Any) -> Any:
     """The suite's search: no index over the temp copy, so ``search_notes`` uses its keyword fallback."""
     raise RetrievalError("the eval copy has no search index")
+
+
+@contextmanager
+def hybrid_search(demo: Demo, workdir: Path, embedder: Any) -> Iterator[tuple[Callable[..., Any], dict[str, Any]]]:
+    """A real hybrid index of the template in ``workdir``, and ``search_notes``'s search over it (logged)."""
+    from retrieval.indexer import build
+    from retrieval.search import search_logged
+    from retrieval.store import EdgeStore
+
+    path = workdir / "index-source.db"
+    shutil.copyfile(demo.path, path)  # indexing marks its progress in the database: not in the template
+    engine = create_engine(f"sqlite:///{path}")
+    store = EdgeStore(workdir / "index", embedder.dim)
+    try:
+        summary = build(engine, store, embedder, progress=False)
+        yield partial(search_logged, store=store, embedder=embedder), {
+            "index": "hybrid", "embedder": embedder.name, "chunks": summary.chunks,
+            "index_s": round(summary.seconds, 2)}
+    finally:
+        store.close()
+        engine.dispose()
+
+
+@contextmanager
+def search_for(index: str, demo: Demo, work: Path,
+               embedder: Any = None) -> Iterator[tuple[Callable[..., Any], dict[str, Any]]]:
+    """``search_notes``'s search for a suite, and what it is.
+
+    ``hybrid``: a real index of the template, as the product runs. ``keyword``: no index, the keyword fallback
+    (quick to set up, independent of the embedder).
+    """
+    if index == "hybrid":
+        if embedder is None:
+            from retrieval.embeddings import make_embedder
+
+            embedder = make_embedder(None, cache=False)
+        with hybrid_search(demo, work, embedder) as pair:
+            yield pair
+    elif index == "keyword":
+        yield no_index, {"index": "keyword fallback (no index)"}
+    else:
+        raise ValueError(f"unknown index '{index}': use hybrid or keyword")
 
 
 @dataclass
@@ -408,7 +451,8 @@ def table(rep: dict[str, Any]) -> str:
     lines.append(f"tool-call validity {'-' if validity is None else f'{100 * validity:.1f}%'} of {rep['tool_calls']}"
                  f" · mean turns {rep['mean_turns']} · mean model calls {rep['mean_model_calls']}"
                  f" · latency p50 {rep['latency_p50_s']}s p95 {rep['latency_p95_s']}s")
-    lines.append(f"model {rep['model']} · prompt {rep['prompt']} · trials {k} (seeds {rep['seeds']})")
+    lines.append(f"model {rep['model']} · prompt {rep['prompt']} · trials {k} (seeds {rep['seeds']})"
+                 + (f" · search: {rep['search']['index']}" if rep.get("search") else ""))
     return "\n".join(lines)
 
 
@@ -425,8 +469,12 @@ def workdir_or_temp(path: Path | None, prefix: str = "crmind-agent-eval-") -> It
 
 def run_suite(tasks: list[Task], *, model: ScriptFor, model_name: str, trials: int = 3, seed: int = 0,
               scale: float = DEFAULT_SCALE, demo_seed: int = 7, progress: bool = True,
-              ledger_engine: Engine | None = None, workdir: Path | None = None) -> dict[str, Any]:
-    """Run every task ``trials`` times and score them; records an ``eval_run`` row in the ledger."""
+              ledger_engine: Engine | None = None, workdir: Path | None = None,
+              index: str = "keyword") -> dict[str, Any]:
+    """Run every task ``trials`` times and score them; records an ``eval_run`` row in the ledger.
+
+    ``index``: ``search_notes`` over a real hybrid index of the demo (``hybrid``) or the keyword fallback.
+    """
     from tqdm import tqdm
 
     seeds = [seed + i for i in range(trials)]
@@ -434,13 +482,15 @@ def run_suite(tasks: list[Task], *, model: ScriptFor, model_name: str, trials: i
         demo = build_template(work, scale=scale, seed=demo_seed)
         resolved = resolve_all(tasks, demo)
         runs: list[Run] = []
-        with tqdm(total=len(resolved) * trials, desc="agent eval", unit="task", disable=not progress) as bar:
+        with search_for(index, demo, work) as (search, index_meta), \
+                tqdm(total=len(resolved) * trials, desc="agent eval", unit="task", disable=not progress) as bar:
             for trial in seeds:
                 for r in resolved:
-                    runs.append(run_task(r, demo, model(r), work, trial))
+                    runs.append(run_task(r, demo, model(r), work, trial, search=search))
                     bar.update(1)
                     bar.set_postfix(passed=sum(x.passed for x in runs))
         rep = report(runs, trials=trials, model=model_name, demo=demo, seeds=seeds)
+        rep["search"] = index_meta
     summary = {k: v for k, v in rep.items() if k not in ("failures", "runs")}
     with transaction(ledger_engine) as session:
         row = ledger.append(session, kind="eval_run", actor="eval:agent",

@@ -21,6 +21,8 @@ def eval_agent(
     kinds: Annotated[str | None, typer.Option(help="Only these kinds, comma-separated (e.g. rag,ambiguous)")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N tasks (after --quick)")] = None,
     scale: Annotated[float, typer.Option(help="Demo CRM scale of the temp copy")] = 0.02,
+    index: Annotated[str, typer.Option(help="search_notes over a real hybrid index of the demo (hybrid, as the "
+                                            "product runs) or the keyword fallback (keyword)")] = "keyword",
     seed: Annotated[int, typer.Option(help="Seed of the first trial")] = 0,
     failures: Annotated[bool, typer.Option(help="Print each failed task and why")] = False,
 ) -> None:
@@ -46,6 +48,8 @@ def eval_agent(
         tasks = tasks[:limit]
     if not tasks:
         fail("no tasks to run")
+    if index not in ("hybrid", "keyword"):
+        fail(f"unknown index '{index}': use hybrid or keyword")
     migrate()  # the run's ledger row (and the gateway's model calls) go to the configured database
     handle = None
     factory: ScriptFor
@@ -58,7 +62,8 @@ def eval_agent(
         typer.echo(f"model engine: {handle.base_url} serving {', '.join(handle.models)}")
         factory, name = gateway(model), model or get_settings().llm_model
     try:
-        rep = run_suite(tasks, model=factory, model_name=name, trials=trials, seed=seed, scale=scale)
+        rep = run_suite(tasks, model=factory, model_name=name, trials=trials, seed=seed, scale=scale,
+                        index=index)
     finally:
         if handle is not None and handle.owned:
             handle.stop()

@@ -184,3 +184,18 @@ def test_the_cli_runs_the_suite_with_the_scripted_model(tmp_path: Path, monkeypa
     assert "kind:lookup" in result.output
     rep = json.loads(out_file.read_text(encoding="utf-8"))
     assert rep["tasks"] == 2 and rep["pass1"] == 1.0 and rep["model"] == "fake-scripted"
+
+
+def test_the_suite_can_search_a_real_hybrid_index_of_the_demo(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    from crm.schema import migrate
+
+    migrate(engine)
+    tasks = [t for t in quick(load_tasks(), per_cell=1) if t.kind == "rag"]
+    rep = run_suite(tasks, model=_oracle, model_name="fake", trials=1, scale=SCALE, progress=False,
+                    ledger_engine=engine, index="hybrid")
+    assert rep["pass1"] == 1.0 and rep["search"]["index"] == "hybrid" and rep["search"]["chunks"] > 0
+    assert "search: hybrid" in table(rep)
+    with pytest.raises(ValueError, match="unknown index"):
+        run_suite(tasks, model=_oracle, model_name="fake", trials=1, scale=SCALE, progress=False,
+                  ledger_engine=engine, index="vector")
