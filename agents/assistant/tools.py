@@ -519,7 +519,11 @@ def search_notes(env: ToolEnv, args: SearchNotesArgs) -> ToolResult:
     if args.period:
         options["date_from"], options["date_to"] = _day_bounds(resolve_range(args.period, env.today))
     if not _content_terms(env, args.query, options.get("account_id")):
-        return _newest(env, args, options)
+        # The call's query names nothing to look for (a small model often passes the account's name): the rep's
+        # own question, if it says what to look for; else "the latest note" is meant, and time order answers it.
+        if not _content_terms(env, env.message, options.get("account_id")):
+            return _newest(env, args, options)
+        args = args.model_copy(update={"query": env.message.strip()[:300]})
     search = env.search or search_as
     try:
         hits, decision = search(env.session, env.principal, args.query, ledger_parent=env.turn_id,
@@ -581,6 +585,11 @@ def _query_terms(query: str) -> list[str]:
 def _keyword_notes(env: ToolEnv, args: SearchNotesArgs, options: dict[str, Any], why: str) -> ToolResult:
     """Activities holding the query's terms, most distinct terms first, then newest (no index to rank by meaning)."""
     terms = _query_terms(args.query)
+    if "account_id" in options:  # within one account its name says nothing (and sits in its contacts' emails)
+        from retrieval.sparse import tokenize
+
+        name = set(tokenize(env.session.get_one(Account, options["account_id"]).name))
+        terms = [t for t in terms if t not in name] or terms
     match = [Activity.subject.ilike(f"%{escape_like(t)}%", escape="\\") |
              Activity.body.ilike(f"%{escape_like(t)}%", escape="\\") for t in terms]
     conds: list[Any] = [or_(*match)]

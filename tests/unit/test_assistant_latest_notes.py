@@ -78,6 +78,9 @@ def test_a_search_with_nothing_to_search_for_lists_the_newest_of_the_kind_asked(
         assert refs[0] == f"activity:{ids['newest_note']}" and f"activity:{ids['call']}" not in refs
         assert refs.index(f"activity:{ids['newest_note']}") < refs.index(f"activity:{ids['older_note']}")
         assert data["filters"] == {"kind": "note", "from_request": ["kind"]}
+    # a query naming nothing, for a question that says what to look for: the rep's question is searched
+    data = _run(w, "search_notes", {"query": name, "account": name}, f"When does {name} need the price list?")
+    assert [r["ref"] for r in data["results"]][0] == f"activity:{ids['older_note']}"  # type: ignore[index]
     # a query that says what it is about still searches
     data = _run(w, "search_notes", {"query": "price list", "account": name}, f"What did {name} say on price?")
     assert [r["ref"] for r in data["results"]][0] == f"activity:{ids['older_note']}"  # type: ignore[index]
