@@ -470,10 +470,10 @@ def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     said = "\n".join(line for line in text_of(last).splitlines()
                      if not line.startswith(NOTE_START) and line.strip() not in ERROR_HINTS).strip()
     checked = check(cite_quoted_text(cite_named_records(said, state.messages), state.messages), state.evidence)
-    if (not checked.grounded and looks_like_a_call(checked.text)) or echoes(said, rep_message(state)):
+    echoed = echoes(said, rep_message(state))
+    if (not checked.grounded and looks_like_a_call(checked.text)) or echoed:
         # no answer (a call as text, or the rep's request said back): show the records
-        shown = records_answer("" if echoes(said, rep_message(state)) else checked.text, state.messages,
-                               state.language)
+        shown = records_answer("" if echoed else checked.text, state.messages, state.language)
         if shown is not None:
             checked = check(shown, state.evidence)
     replaced = answer_problem(checked.text, state.messages)
