@@ -22,6 +22,7 @@ from sqlalchemy import Boolean, Date, DateTime, Integer, Numeric, and_, exists, 
 from sqlalchemy.orm import Session
 
 from agents.assistant.dates import resolve_date, resolve_range
+from agents.assistant.grounding import named_records
 from agents.assistant.money import format_money, parse_amount
 from agents.assistant.request_filters import activity_kind_named, amount_bounds, same_amount, says_mine, stage_named
 from agents.assistant.resolve import NAME_FIELD, resolve, resolve_owner, similar
@@ -29,6 +30,7 @@ from agents.errors import AgentError, ToolInputError
 from config.objects import ref
 from config.settings import get_settings
 from crm.access import READABLE, Principal, model_for, readable, row_filter, view, writable_fields
+from crm.errors import NotFound
 from crm.fields import CHOICES
 from crm.models import Account, Activity, Case, Contact, Lead, Opportunity, User
 from crm.proposals import CLOSE_FIELDS, CLOSED_VALUES, LINK_FIELDS, proposal_view, propose
@@ -708,10 +710,30 @@ class UpdateStageArgs(Args):
     reason: str = Field("", max_length=500)
 
 
+def _change_target(env: ToolEnv, obj: str, given: str) -> tuple[Any, str]:
+    """The record a change applies to, and a note for the reason when it is not the one the call gave.
+
+    When the rep's message names exactly one readable record of that kind, word for word, that record is the
+    target: the 1.5B once passed 'account:1#ESS-100 备用电源（6台）' for a deal the rep had named in full, then gave
+    up on the "Did you mean" error. Otherwise the call's reference or name is resolved as usual.
+    """
+    named = [r for o, r in named_records(env.session, env.principal, env.message) if o == obj]
+    if len(named) != 1:
+        return resolve(env.session, env.principal, obj, given), ""
+    try:
+        picked = resolve(env.session, env.principal, obj, given)
+    except (ToolInputError, NotFound):  # unknown or ambiguous: the rep's own words settle it
+        picked = None
+    record = named[0]
+    if picked is not None and picked.id == record.id:
+        return record, ""
+    return record, f" ({ref(obj, record.id)}, the {obj} the rep named; the call gave '{given[:80]}')"
+
+
 def update_stage(env: ToolEnv, args: UpdateStageArgs) -> ToolResult:
     """A stage change proposal; closing stages are a ``close`` action."""
-    record = resolve(env.session, env.principal, "opportunity", args.opportunity)
-    reason = args.reason
+    record, why = _change_target(env, "opportunity", args.opportunity)
+    reason = f"{args.reason}{why}".strip()
     if (asked := stage_named(env.message)) and asked != args.stage:  # the rep's own words name the stage
         reason = f"{reason} (stage as the rep wrote it: {asked}, not {args.stage})".strip()
         args = args.model_copy(update={"stage": asked})
@@ -767,12 +789,12 @@ def update_record(env: ToolEnv, args: UpdateRecordArgs) -> ToolResult:
         raise ToolInputError(f"{obj} has no field '{name}' that can be changed; fields: {', '.join(sorted(settable))}")
     if get_settings().visibility(obj, name, env.principal.role) == "hidden":
         raise ToolInputError(f"{obj} has no field '{name}' that can be changed")
-    record = resolve(env.session, env.principal, obj, args.record)
+    record, why = _change_target(env, obj, args.record)
     value = args.value if name.startswith("custom.") else _convert(env, obj, name, args.value)
     close_field = CLOSE_FIELDS.get(obj)
     action = "close" if close_field == name and value in CLOSED_VALUES[obj] else "update"
     return _propose(env, "update_record", obj=obj, action=action, changes={name: value}, record_id=record.id,
-                    reason=args.reason, target=f"update_record:{obj}:{record.id}:{name}")
+                    reason=f"{args.reason}{why}".strip(), target=f"update_record:{obj}:{record.id}:{name}")
 
 
 class LinksArgs(Args):

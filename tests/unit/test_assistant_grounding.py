@@ -227,3 +227,23 @@ def test_a_change_naming_no_record_never_lands_on_a_record_the_model_picked(sqli
     # the rep picks one of the deals the question listed: that record may now be changed
     picked = drain(bot.start_turn(rep, "t", "第一个"))
     assert of_type(picked, "proposal")[0].proposal["record_id"] == opp
+
+
+def test_a_change_to_a_deal_the_rep_named_in_full_lands_on_that_deal(sqlite_world: World) -> None:
+    # Seen in the web chat with Qwen2.5-1.5B: the deal named in full, the call gave 'account:1#<half the name>',
+    # and the model gave up on the "Did you mean" error. The one deal the rep's words name is the target.
+    w = sqlite_world
+    opp = w.records["a"]["opportunity"]
+    name, _ = _names(w, "a")
+    for given in (f"account:1#{name[-6:]}", "opportunity:999999"):
+        fake = FakeChatModel(script=[call("update_stage", opportunity=given, stage="negotiation"), say("Proposed.")])
+        events = drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), f"t{len(given)}",
+                                                            f"把{name}推进到商务谈判阶段。"))
+        card = of_type(events, "proposal")[0].proposal
+        assert card["record_id"] == opp and card["changes"]["stage"]["after"] == "negotiation"
+        assert f"the opportunity the rep named; the call gave '{given}'" in card["reason"]
+    # a name the rep did not write keeps the model's call, and its error
+    fake = FakeChatModel(script=[call("update_stage", opportunity="Nowhere deal", stage="negotiation"),
+                                 say("I could not find it.")])
+    events = drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t2", "Move Nowhere deal to negotiation"))
+    assert not of_type(events, "proposal")
