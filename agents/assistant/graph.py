@@ -39,7 +39,16 @@ from pydantic import ValidationError
 import ledger
 from agents.assistant.addressed import flag_addressed
 from agents.assistant.citations import Checked, check, link
-from agents.assistant.clarify import asks, asks_back, choices, names_a_record, question, shown_refs, target_kind
+from agents.assistant.clarify import (
+    APPROVAL_DATA,
+    asks,
+    asks_back,
+    choices,
+    names_a_record,
+    question,
+    shown_refs,
+    target_kind,
+)
 from agents.assistant.context import Context
 from agents.assistant.fallback import cite_named_records, cite_quoted_text, echoes, looks_like_a_call, records_answer
 from agents.assistant.figures import answer_problem
@@ -79,6 +88,7 @@ NOTHING_CHANGED = {
     "en": "(No change was proposed in this turn, so nothing in the CRM has changed.)",
     "zh": "（本轮没有提出任何修改，CRM 中的数据没有变化。）",
 }
+APPLIED = {"en": "Applied: {refs}.", "zh": "已应用：{refs}。"}
 REPEATED = "This exact call already ran in this turn; its result is above. Do not call it again."
 ANSWER_NOW = {
     "en": SystemMessage(content="Answer the rep now from the tool results above, citing the records you use. "
@@ -460,6 +470,23 @@ def approve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             "evidence": state.evidence + [r for r in refs if r not in state.evidence]}
 
 
+def applied_records(messages: Sequence[AnyMessage]) -> list[str]:
+    """The records changed by proposals the rep approved since their last message (from the approval step)."""
+    start = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
+    done: list[str] = []
+    for m in messages[start + 1:]:
+        body = text_of(m) if isinstance(m, ToolMessage) else ""
+        if not body.startswith(APPROVAL_DATA):
+            continue
+        try:
+            outcome = json.loads(body.split("\n", 2)[1])
+        except (IndexError, ValueError):
+            continue
+        if outcome.get("status") == "applied" and outcome.get("record") and outcome["record"] not in done:
+            done.append(str(outcome["record"]))
+    return done
+
+
 def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Check the answer's citations against this turn's evidence, strip unknown ones, record the answer."""
     ctx = _ctx(runtime)
@@ -496,6 +523,10 @@ def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         # The rep asked for a change and nothing was proposed: whatever the model wrote, say so plainly (the 1.5B
         # once answered "I have changed the stage" without calling any tool).
         checked = Checked(f"{checked.text}\n\n{NOTHING_CHANGED[state.language]}", checked.citations, checked.stripped)
+    if (done := applied_records(state.messages)) and not checked.citations:
+        # "好的，确认。" after the rep approved: the answer names nothing, so say what was applied, cited
+        line = APPLIED[state.language].format(refs=", ".join(f"[{r}]" for r in done))
+        checked = check(f"{checked.text}\n\n{line}".strip(), state.evidence)
     if not checked.text:  # nothing left once unknown citations are stripped
         checked = Checked(COULD_NOT[state.language].format(reason=REASONS["empty_answer"][state.language]), [],
                           checked.stripped)

@@ -711,7 +711,7 @@ class UpdateStageArgs(Args):
 
 
 def _change_target(env: ToolEnv, obj: str, given: str) -> tuple[Any, str]:
-    """The record a change applies to, and a note for the reason when it is not the one the call gave.
+    """The record a change applies to, and a note for its reason when that is not the record the call gave.
 
     When the rep's message names exactly one readable record of that kind, word for word, that record is the
     target: the 1.5B once passed 'account:1#ESS-100 备用电源（6台）' for a deal the rep had named in full, then gave
@@ -727,13 +727,17 @@ def _change_target(env: ToolEnv, obj: str, given: str) -> tuple[Any, str]:
     record = named[0]
     if picked is not None and picked.id == record.id:
         return record, ""
-    return record, f" ({ref(obj, record.id)}, the {obj} the rep named; the call gave '{given[:80]}')"
+    return record, f"{ref(obj, record.id)} is the {obj} the rep named; the call gave '{given[:80]}'"
+
+
+def _with_note(reason: str, note: str) -> str:
+    return f"{reason} ({note})" if reason and note else reason or note
 
 
 def update_stage(env: ToolEnv, args: UpdateStageArgs) -> ToolResult:
     """A stage change proposal; closing stages are a ``close`` action."""
     record, why = _change_target(env, "opportunity", args.opportunity)
-    reason = f"{args.reason}{why}".strip()
+    reason = _with_note(args.reason, why)
     if (asked := stage_named(env.message)) and asked != args.stage:  # the rep's own words name the stage
         reason = f"{reason} (stage as the rep wrote it: {asked}, not {args.stage})".strip()
         args = args.model_copy(update={"stage": asked})
@@ -794,7 +798,7 @@ def update_record(env: ToolEnv, args: UpdateRecordArgs) -> ToolResult:
     close_field = CLOSE_FIELDS.get(obj)
     action = "close" if close_field == name and value in CLOSED_VALUES[obj] else "update"
     return _propose(env, "update_record", obj=obj, action=action, changes={name: value}, record_id=record.id,
-                    reason=f"{args.reason}{why}".strip(), target=f"update_record:{obj}:{record.id}:{name}")
+                    reason=_with_note(args.reason, why), target=f"update_record:{obj}:{record.id}:{name}")
 
 
 class LinksArgs(Args):

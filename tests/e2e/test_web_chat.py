@@ -98,7 +98,8 @@ def test_rep_asks_sees_a_citation_approves_a_stage_change_and_sees_the_record(se
         # A link to another record shows that record's name, not its id.
         expect(page.locator("#fields a[data-ref^='account:']")).to_have_text("Acme East China", timeout=10_000)
         page.screenshot(path=str(SHOTS / "record-after-approval.png"), full_page=True)
-        why = page.locator("#history a", has_text="why?").first
+        # the applied change's "why?" (the answer that cites the record has its own row)
+        why = page.locator("#history tr", has_text="apply").locator("a", has_text="why?").first
         why.click()
         expect(page.locator("#trace")).to_contain_text("proposal", timeout=10_000)
         # The change's "why?" names the model that suggested it.

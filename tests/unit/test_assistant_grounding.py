@@ -241,9 +241,22 @@ def test_a_change_to_a_deal_the_rep_named_in_full_lands_on_that_deal(sqlite_worl
                                                             f"把{name}推进到商务谈判阶段。"))
         card = of_type(events, "proposal")[0].proposal
         assert card["record_id"] == opp and card["changes"]["stage"]["after"] == "negotiation"
-        assert f"the opportunity the rep named; the call gave '{given}'" in card["reason"]
+        assert card["reason"] == f"opportunity:{opp} is the opportunity the rep named; the call gave '{given}'"
     # a name the rep did not write keeps the model's call, and its error
     fake = FakeChatModel(script=[call("update_stage", opportunity="Nowhere deal", stage="negotiation"),
                                  say("I could not find it.")])
     events = drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t2", "Move Nowhere deal to negotiation"))
     assert not of_type(events, "proposal")
+
+
+def test_a_confirmation_that_names_nothing_says_what_was_applied_cited(sqlite_world: World) -> None:
+    w = sqlite_world
+    opp = w.records["a"]["opportunity"]
+    name, _ = _names(w, "a")
+    fake = FakeChatModel(script=[call("update_stage", opportunity=f"opportunity:{opp}", stage="negotiation"),
+                                 say("好的，确认。")])
+    bot, rep = assistant(w.engine, fake), w.p("a", "rep")
+    assert of_type(drain(bot.start_turn(rep, "t", f"把{name}推进到商务谈判阶段。")), "proposal")
+    answer = of_type(drain(bot.resume(rep, "t", {"action": "approve"})), "answer")[0]
+    assert answer.text == f"好的，确认。\n\n已应用：[opportunity:{opp}]。"
+    assert answer.citations == [f"opportunity:{opp}"] and answer.grounded
