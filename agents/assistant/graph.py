@@ -52,7 +52,7 @@ from agents.assistant.clarify import (
 from agents.assistant.context import Context
 from agents.assistant.fallback import cite_named_records, cite_quoted_text, echoes, looks_like_a_call, records_answer
 from agents.assistant.figures import answer_problem
-from agents.assistant.grounding import CALL_PREFIX, lookups
+from agents.assistant.grounding import CALL_PREFIX, lookups, stage_change
 from agents.assistant.intent import allowed_tools
 from agents.assistant.language import LANGUAGE_NAMES, Language, answer_language
 from agents.assistant.state import Decision, InputState, State
@@ -265,6 +265,13 @@ def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         message = rep_message(state)
         with transaction(ctx.engine, durable=False) as session:
             calls = lookups(session, ctx.principal, message)
+        if calls:
+            reply = AIMessage(content="", tool_calls=calls)
+    elif (not (tool_free or reply.tool_calls or reply.invalid_tool_calls or asks_back(text_of(reply)))
+          and "update_stage" in state.allowed_writes and state.proposals_made == 0):
+        # a stage change the rep stated in full, answered without a call ("I have moved it"): propose it
+        with transaction(ctx.engine, durable=False) as session:
+            calls = stage_change(session, ctx.principal, rep_message(state))
         if calls:
             reply = AIMessage(content="", tool_calls=calls)
     return {"messages": [reply], "model_calls": calls_made, "model_id": model_id, "answer_now": False}

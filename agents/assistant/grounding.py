@@ -21,6 +21,7 @@ from langchain_core.messages import ToolCall
 from sqlalchemy import func, literal
 from sqlalchemy.orm import Session
 
+from agents.assistant.request_filters import stage_named
 from agents.assistant.resolve import NAME_FIELD
 from config.objects import ref
 from crm.access import READABLE, Principal, model_for, readable
@@ -72,6 +73,19 @@ def lookups(session: Session, principal: Principal, message: str) -> list[ToolCa
         else:
             calls.append(_call("get_record", {"record": record_ref, "object_type": obj}, len(calls)))
     return calls
+
+
+def stage_change(session: Session, principal: Principal, message: str) -> list[ToolCall]:
+    """The stage change a message states in full: one deal named word for word and one stage; [] otherwise.
+
+    For a model that answers a change request instead of calling the tool (Qwen2.5-1.5B replied "好的，我已经将…
+    更新为方案报价阶段" with no call): code makes the call, and the result is a proposal the rep still decides.
+    """
+    stage = stage_named(message)
+    deals = [record for obj, record in named_records(session, principal, message) if obj == "opportunity"]
+    if not stage or len(deals) != 1:
+        return []
+    return [_call("update_stage", {"opportunity": ref("opportunity", deals[0].id), "stage": stage}, 0)]
 
 
 def _call(name: str, args: dict[str, Any], index: int) -> ToolCall:

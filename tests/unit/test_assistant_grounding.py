@@ -62,7 +62,7 @@ def test_small_talk_questions_back_and_change_requests_are_not_looked_up(sqlite_
     assert of_type(drain(bot.start_turn(rep, "t", "hi")), "answer")[0].text == "Hello! How can I help?"
     assert of_type(drain(bot.start_turn(rep, "t", "谢谢")), "answer")[0].text == "You're welcome."
     drain(bot.start_turn(rep, "t", "What did the customer say about the warranty terms?"))
-    drain(bot.start_turn(rep, "t", "Move ESS-200 rollout a to negotiation"))
+    drain(bot.start_turn(rep, "t", "Move ESS-200 rollout a forward"))  # no stage named: nothing for code to do
     assert len(fake.requests) == 4 and set(fake.tool_choices) == {"auto"} and not _tool_calls(w)
 
 
@@ -260,3 +260,25 @@ def test_a_confirmation_that_names_nothing_says_what_was_applied_cited(sqlite_wo
     answer = of_type(drain(bot.resume(rep, "t", {"action": "approve"})), "answer")[0]
     assert answer.text == f"好的，确认。\n\n已应用：[opportunity:{opp}]。"
     assert answer.citations == [f"opportunity:{opp}"] and answer.grounded
+
+
+def test_a_stage_change_stated_in_full_but_answered_without_a_call_is_proposed_by_code(sqlite_world: World) -> None:
+    # Seen in the web chat with Qwen2.5-1.5B: "好的，我已经将…更新为方案报价阶段" and no call at all.
+    w = sqlite_world
+    opp = w.records["a"]["opportunity"]
+    name, _ = _names(w, "a")
+    fake = FakeChatModel(script=[say("好的，我已经更新了。"), say("好的。")])
+    bot, rep = assistant(w.engine, fake), w.p("a", "rep")
+    events = drain(bot.start_turn(rep, "t", f"把{name}推进到商务谈判阶段。"))
+    card = of_type(events, "proposal")[0].proposal
+    assert card["record_id"] == opp and card["changes"]["stage"]["after"] == "negotiation"
+    assert [r.output["called_by"] for r in _tool_calls(w)] == ["crmind"]
+    # the rep rejects it: nothing is proposed again, nothing changes
+    after = drain(bot.resume(rep, "t", {"action": "reject", "reason": "not yet"}))
+    assert not of_type(after, "proposal")
+    with session_factory(w.engine)() as s:
+        assert s.get_one(Opportunity, opp).stage != "negotiation"
+    # no stage, or no deal named word for word: code proposes nothing
+    for message in (f"Update {name} please", "Move my deal to negotiation"):
+        quiet = FakeChatModel(script=[say("OK.")])
+        assert not of_type(drain(assistant(w.engine, quiet).start_turn(rep, "t2", message)), "proposal")
