@@ -14,6 +14,8 @@ from typing import Any
 
 from langchain_core.messages import AnyMessage, HumanMessage, ToolMessage
 
+from agents.assistant.state import this_turn
+
 MAX_SHOWN = 10
 MIN_NAME = 4  # shorter names ("Li") are too likely to appear by chance
 LABEL_FIELDS = ("name", "subject", "title")
@@ -41,21 +43,24 @@ def _records(payload: Any, depth: int = 2) -> Iterable[dict[str, Any]]:
                 yield from _records(value, depth - 1)
 
 
+def tool_data(message: AnyMessage) -> Any:
+    """The payload of a tool result wrapped as ``<data>`` (``graph.as_data``); None for anything else."""
+    if not isinstance(message, ToolMessage) or message.status == "error":
+        return None
+    body = str(message.content)
+    if not body.startswith("<data"):
+        return None
+    try:
+        return json.loads(body.split("\n", 1)[1].rsplit("\n</data>", 1)[0])
+    except (IndexError, ValueError):
+        return None
+
+
 def found_records(messages: list[AnyMessage]) -> list[dict[str, Any]]:
     """The records this turn's tools returned (after the rep's last message), first seen first."""
-    start = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
     seen: dict[str, dict[str, Any]] = {}
-    for message in messages[start + 1:]:
-        if not isinstance(message, ToolMessage) or message.status == "error":
-            continue
-        body = str(message.content)
-        if not body.startswith("<data"):
-            continue
-        try:
-            payload = json.loads(body.split("\n", 1)[1].rsplit("\n</data>", 1)[0])
-        except (IndexError, ValueError):
-            continue
-        for record in _records(payload):
+    for message in this_turn(messages):
+        for record in _records(tool_data(message)):
             seen.setdefault(str(record["ref"]), record)
     return list(seen.values())
 

@@ -50,12 +50,19 @@ from agents.assistant.clarify import (
     target_kind,
 )
 from agents.assistant.context import Context
-from agents.assistant.fallback import cite_named_records, cite_quoted_text, echoes, looks_like_a_call, records_answer
+from agents.assistant.fallback import (
+    cite_named_records,
+    cite_quoted_text,
+    echoes,
+    looks_like_a_call,
+    records_answer,
+    tool_data,
+)
 from agents.assistant.figures import answer_problem
 from agents.assistant.grounding import CALL_PREFIX, lookups, stage_change
 from agents.assistant.intent import allowed_tools
 from agents.assistant.language import LANGUAGE_NAMES, Language, answer_language
-from agents.assistant.state import Decision, InputState, State
+from agents.assistant.state import Decision, InputState, State, this_turn
 from agents.assistant.state import message_text as text_of
 from agents.assistant.tools import TOOL_SCHEMAS, TOOLS_BY_NAME, Refused, ToolEnv, ToolResult
 from agents.errors import AgentError, ThreadNotFound, ToolInputError
@@ -479,17 +486,11 @@ def approve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
 def applied_records(messages: Sequence[AnyMessage]) -> list[str]:
     """The records changed by proposals the rep approved since their last message (from the approval step)."""
-    start = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
     done: list[str] = []
-    for m in messages[start + 1:]:
-        body = text_of(m) if isinstance(m, ToolMessage) else ""
-        if not body.startswith(APPROVAL_DATA):
-            continue
-        try:
-            outcome = json.loads(body.split("\n", 2)[1])
-        except (IndexError, ValueError):
-            continue
-        if outcome.get("status") == "applied" and outcome.get("record") and outcome["record"] not in done:
+    for m in this_turn(messages):
+        outcome = tool_data(m) if text_of(m).startswith(APPROVAL_DATA) else None
+        if isinstance(outcome, dict) and outcome.get("status") == "applied" and outcome.get("record") \
+                and outcome["record"] not in done:
             done.append(str(outcome["record"]))
     return done
 

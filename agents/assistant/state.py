@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from langchain_core.messages import AnyMessage
+from langchain_core.messages import AnyMessage, HumanMessage
 from langgraph.graph import add_messages
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -107,3 +107,9 @@ def message_text(message: AnyMessage) -> str:
     if isinstance(content, str):
         return content
     return "".join(b if isinstance(b, str) else str(b.get("text", "")) for b in content)
+
+
+def this_turn(messages: Sequence[AnyMessage]) -> Sequence[AnyMessage]:
+    """The messages after the rep's last one: this turn's calls, tool results and replies."""
+    start = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
+    return messages[start + 1:]

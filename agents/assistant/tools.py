@@ -546,13 +546,18 @@ _NOT_A_TOPIC = ("latest newest recent most last note notes say says said tell sh
                 "内容 总结 概括 写 说 什么 上次 最后")
 
 
+def _name_terms(env: ToolEnv, account_id: int | None) -> set[str]:
+    """The search terms of the account's name: within that account they are in every note and say nothing."""
+    from retrieval.sparse import tokenize
+
+    return set() if account_id is None else set(tokenize(env.session.get_one(Account, account_id).name))
+
+
 def _content_terms(env: ToolEnv, query: str, account_id: int | None) -> list[str]:
     """The query's terms that say what to search for: not the searched account's name, not "latest note"."""
     from retrieval.sparse import tokenize
 
-    skip = set(tokenize(_NOT_A_TOPIC))
-    if account_id is not None:
-        skip |= set(tokenize(env.session.get_one(Account, account_id).name))
+    skip = set(tokenize(_NOT_A_TOPIC)) | _name_terms(env, account_id)
     return [t for t in tokenize(query) if len(t) >= 2 and t not in skip]
 
 
@@ -587,11 +592,8 @@ def _query_terms(query: str) -> list[str]:
 def _keyword_notes(env: ToolEnv, args: SearchNotesArgs, options: dict[str, Any], why: str) -> ToolResult:
     """Activities holding the query's terms, most distinct terms first, then newest (no index to rank by meaning)."""
     terms = _query_terms(args.query)
-    if "account_id" in options:  # within one account its name says nothing (and sits in its contacts' emails)
-        from retrieval.sparse import tokenize
-
-        name = set(tokenize(env.session.get_one(Account, options["account_id"]).name))
-        terms = [t for t in terms if t not in name] or terms
+    name = _name_terms(env, options.get("account_id"))  # also in its contacts' e-mail addresses
+    terms = [t for t in terms if t not in name] or terms
     match = [Activity.subject.ilike(f"%{escape_like(t)}%", escape="\\") |
              Activity.body.ilike(f"%{escape_like(t)}%", escape="\\") for t in terms]
     conds: list[Any] = [or_(*match)]
