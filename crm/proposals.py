@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from types import SimpleNamespace
 from typing import Any, Literal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 import ledger
 from config.db import Base
@@ -168,11 +170,11 @@ def propose(
         object_type=object_type, record_id=record_id, action=action, changes=diff, reason=reason[:4000],
         evidence=list(evidence or []), status="pending", requires_human=requires_human, source=source,
         created_by=principal.user_id, base_version=None if record is None else record.version,
-        idempotency_key=key,
+        idempotency_key=key, decision_id=str(uuid.uuid4()),  # the ledger row's id, known before it is written
     )
     session.add(proposal)
     session.flush()
-    row = ledger.append(
+    ledger.append(
         session, kind="proposal", actor=principal.actor if source == "user" else f"{source}",
         input_summary=f"{action} {object_type} {record_id or '(new)'}: {reason[:200]}",
         # Object and action make the row self-describing for readers of the ledger alone (the drift monitor).
@@ -180,9 +182,8 @@ def propose(
                 "changes": _ledger_safe(object_type, diff), "requires_human": requires_human},
         evidence=proposal.evidence, refs=[f"proposal:{proposal.id}"] + (
             [ref(object_type, record_id)] if record_id else []),
-        parent_id=parent_decision, model_id=model_id,
+        parent_id=parent_decision, model_id=model_id, decision_id=proposal.decision_id,
     )
-    proposal.decision_id = row.id
     return proposal
 
 
@@ -212,21 +213,22 @@ def get_proposal(session: Session, principal: Principal, proposal_id: int) -> Pr
     raise NotFound(f"proposal {proposal_id} not found")
 
 
-def _claim(session: Session, proposal: Proposal, from_status: tuple[str, ...], to_status: str) -> None:
-    """Atomically move a proposal between states; a concurrent second caller gets ``Conflict``."""
+def _claim(session: Session, proposal: Proposal, from_status: tuple[str, ...], to_status: str,
+           **values: Any) -> None:
+    """Atomically move a proposal between states, setting ``values`` too; a concurrent second caller: ``Conflict``."""
     result = session.execute(update(Proposal).where(Proposal.id == proposal.id, Proposal.status.in_(from_status))
-                             .values(status=to_status).execution_options(synchronize_session=False))
+                             .values(status=to_status, **values).execution_options(synchronize_session=False))
     if result.rowcount != 1:  # type: ignore[attr-defined]
         session.refresh(proposal)
         raise Conflict(f"proposal {proposal.id} is {proposal.status}; it cannot be moved to {to_status}")
-    session.refresh(proposal)
+    for name, value in {"status": to_status, **values}.items():  # what the row now holds: no reload needed
+        set_committed_value(proposal, name, value)
 
 
 def reject(session: Session, principal: Principal, proposal_id: int, reason: str = "") -> Proposal:
     """Reject a pending proposal; nothing is written to the CRM."""
     proposal = get_proposal(session, principal, proposal_id)
-    _claim(session, proposal, ("pending",), "rejected")
-    proposal.decided_by, proposal.decided_at = principal.user_id, utcnow()
+    _claim(session, proposal, ("pending",), "rejected", decided_by=principal.user_id, decided_at=utcnow())
     ledger.append(session, kind="rejection", actor=principal.actor, parent_id=proposal.decision_id,
                   input_summary=reason[:500], output={"proposal_id": proposal.id},
                   refs=_refs(proposal))
@@ -269,8 +271,7 @@ def approve(
             changes[field] = {"before": changes[field]["before"], "after": after}
         proposal.changes = changes
         edited = True
-    _claim(session, proposal, ("pending",), "applying")
-    proposal.decided_by, proposal.decided_at = principal.user_id, utcnow()
+    _claim(session, proposal, ("pending",), "applying", decided_by=principal.user_id, decided_at=utcnow())
     approval = ledger.append(
         session, kind="approval", actor=by_policy or principal.actor, parent_id=proposal.decision_id,
         input_summary=f"{'edited and ' if edited else ''}approved proposal {proposal.id}",
@@ -330,8 +331,7 @@ def _apply(session: Session, principal: Principal, proposal: Proposal, parent: s
             if "owner_id" in proposal.changes and hasattr(record, "team_id"):
                 owner = session.get(User, record.owner_id)
                 record.team_id = owner.team_id if owner else record.team_id
-            record.version += 1
-            session.flush()
+            record.version += 1  # written with the proposal's row and the outbox entry, in one flush below
     proposal.status = "applied"
     proposal.applied_at = utcnow()
     proposal.applied_version = None if proposal.action == "delete" else record.version

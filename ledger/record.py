@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from config.db import RELAXED_COMMIT, transaction
@@ -109,6 +109,7 @@ def append(
     tokens_in: int | None = None,
     tokens_out: int | None = None,
     ts: datetime | None = None,
+    decision_id: str | None = None,
 ) -> Decision:
     """Add one decision row in ``session``'s transaction; the caller commits.
 
@@ -118,7 +119,8 @@ def append(
     salted hash of the payload, so ``erase_matching`` can later scrub names without breaking it.
 
     ``ts`` is only for replayed or imported history (``crmind drift simulate``, see ``replay_at``); live
-    writers leave it to the clock. The chain is ordered by ``seq``, never by ``ts``.
+    writers leave it to the clock. The chain is ordered by ``seq``, never by ``ts``. ``decision_id`` is for a
+    caller that stores the row's id beside it before appending (a proposal); by default a new UUID.
     """
     hold_write_lock(session)
     stamp = ts or session.info.get(_REPLAY_TS) or datetime.now(UTC)
@@ -127,7 +129,7 @@ def append(
     payload = _masked(output or {})
     salt = secrets.token_hex(16)
     row = Decision(
-        id=str(uuid.uuid4()),
+        id=decision_id or str(uuid.uuid4()),
         parent_id=parent_id,
         ts=stamp.astimezone(UTC).replace(tzinfo=None) if stamp.tzinfo else stamp,
         actor=actor,
@@ -148,19 +150,23 @@ def append(
         hash="",
     )
     transaction = session.get_nested_transaction() or session.get_transaction()
+    nested = transaction is not None and transaction.nested
     last = session.info.get(_LAST_APPENDED)
     if last is not None and transaction is not None and last[0] is transaction and transaction.is_active:
         # This transaction appended the row before, and still holds the write lock it took then: nobody
         # else can append in between, so the predecessor is known and the row is inserted whole.
-        row.prev_hash = last[1][1]
-        row.hash = row_hash(row)
-        session.add(row)
-        session.flush()
-        mark_appended(session, prev=last[1], row=(row.seq, row.hash), nested=transaction.nested)
+        _insert_after(session, row, last[1], nested)
+    elif session.get_bind().dialect.name == "postgresql":
+        # The advisory lock (hold_write_lock, above) admits one appender at a time, and every earlier holder
+        # has committed: the newest row is the predecessor. Read it first and insert the row whole (one round
+        # trip fewer than insert, read, update). A statement's snapshot starts with the statement, so this read,
+        # after the lock's, sees every committed row (READ COMMITTED, the default).
+        head = session.execute(select(Decision.seq, Decision.hash).order_by(Decision.seq.desc()).limit(1)).first()
+        _insert_after(session, row, None if head is None else (int(head[0]), str(head[1])), nested)
     else:
         session.add(row)
         # Insert first: on SQLite the insert takes the write lock, so every row with a lower seq is
-        # committed and the predecessor read below cannot change under us (PostgreSQL: advisory lock).
+        # committed and the predecessor read below cannot change under us.
         session.flush()
         before = session.execute(
             select(Decision.seq, Decision.hash).where(Decision.seq < row.seq).order_by(Decision.seq.desc()).limit(1)
@@ -168,13 +174,21 @@ def append(
         prev = None if before is None else (int(before[0]), str(before[1]))
         row.prev_hash = GENESIS if prev is None else prev[1]
         row.hash = row_hash(row)
-        mark_appended(session, prev=prev, row=(row.seq, row.hash),
-                      nested=transaction is not None and transaction.nested)
+        mark_appended(session, prev=prev, row=(row.seq, row.hash), nested=nested)
     session.info[_LAST_APPENDED] = (transaction, (row.seq, row.hash))
     all_refs = {r for r in refs} | {e for e in evidence if is_ref(e)}
     session.add_all(DecisionRef(decision_seq=row.seq, ref=r) for r in sorted(all_refs))
     session.flush()
     return row
+
+
+def _insert_after(session: Session, row: Decision, prev: tuple[int, str] | None, nested: bool) -> None:
+    """Insert ``row`` whole, chained to ``prev`` (seq, hash; None: the first row), a predecessor known for sure."""
+    row.prev_hash = GENESIS if prev is None else prev[1]
+    row.hash = row_hash(row)
+    session.add(row)
+    session.flush()
+    mark_appended(session, prev=prev, row=(row.seq, row.hash), nested=nested)
 
 
 @contextmanager
@@ -207,10 +221,9 @@ def append_now(*, durable: bool = False, **kwargs: Any) -> Decision:
 
 def set_outcome(session: Session, decision_id: str, outcome: str, actor: str) -> Decision:
     """Record what became of a decision: sets the column and appends a hashed 'outcome' row."""
-    row = session.scalar(select(Decision).where(Decision.id == decision_id))
-    if row is None:
+    done = session.execute(update(Decision).where(Decision.id == decision_id).values(outcome=outcome))
+    if done.rowcount != 1:  # type: ignore[attr-defined]
         raise KeyError(decision_id)
-    row.outcome = outcome
     return append(session, kind="outcome", actor=actor, parent_id=decision_id,
                   input_summary=f"outcome of {decision_id}", output={"outcome": outcome})
 

@@ -357,7 +357,7 @@ def run_tools(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         if result.proposal_id is not None:
             made += 1
             pending.append({"proposal_id": result.proposal_id, "tool_call_id": call_id, "tool": name,
-                            "target": result.target})
+                            "target": result.target, "shown": result.data["proposal"]})
         else:
             content = as_data(name, flag_addressed(result.data))
             replies.append(ToolMessage(content=content, tool_call_id=call_id, name=name))
@@ -426,18 +426,21 @@ def _record_call(ctx: Context, state: State, name: str, raw: dict[str, Any], sta
 def approve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Put the first pending proposal in front of the rep (``interrupt``), then apply or reject it.
 
-    The node runs again from the top when resumed, so nothing before ``interrupt`` has side effects. A proposal
-    already decided elsewhere (``/v1/proposals``) is not asked about again.
+    The node runs again from the top when resumed, so nothing before ``interrupt`` has side effects. The card
+    shown is the proposal as the tools step made it; the decision's transaction reads it afresh, so a proposal
+    decided elsewhere meanwhile (``/v1/proposals``, another tab) is reported as it stands, not decided again.
     """
     ctx = _ctx(runtime)
     p = ctx.principal
     item, rest = state.pending[0], state.pending[1:]
-    with transaction(ctx.engine) as session:
-        proposal = get_proposal(session, p, item["proposal_id"])
-        shown, status, needs_manager = proposal_view(p, proposal), proposal.status, proposal.requires_human
+    shown = item.get("shown")
+    if shown is None:  # a conversation checkpointed before the card rode along with the pending item
+        with transaction(ctx.engine) as session:
+            shown = proposal_view(p, get_proposal(session, p, item["proposal_id"]))
+    status = shown["status"]
     decision: Decision | None = None
     error: str | None = None
-    if status == "pending" and not needs_manager:
+    if status == "pending" and not shown["requires_human"]:
         raw = interrupt({"proposal": shown, "tool": item["tool"], "error": state.approval_error})
         try:
             decision = Decision.model_validate(raw)
@@ -448,11 +451,15 @@ def approve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                                       f"decide on proposal {item['proposal_id']}"}
         try:
             with transaction(ctx.engine) as session:
-                if decision.action == "reject":
-                    proposal = reject_proposal(session, p, item["proposal_id"], decision.reason)
+                proposal = get_proposal(session, p, item["proposal_id"])
+                if proposal.status == "pending":
+                    if decision.action == "reject":
+                        proposal = reject_proposal(session, p, item["proposal_id"], decision.reason)
+                    else:
+                        proposal = approve_proposal(session, p, item["proposal_id"],
+                                                    edits=decision.edits if decision.action == "edit" else None)
                 else:
-                    proposal = approve_proposal(session, p, item["proposal_id"],
-                                                edits=decision.edits if decision.action == "edit" else None)
+                    decision = None  # decided elsewhere while the card waited: report that, decide nothing
                 shown, status = proposal_view(p, proposal), proposal.status
         except InvalidInput as exc:  # an edit that does not validate: ask again, saying why
             return {"approval_error": exc.message}

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_core.messages import ToolCall
-from sqlalchemy import func, literal
+from sqlalchemy import func, literal, union_all
 from sqlalchemy.orm import Session
 
 from agents.assistant.request_filters import stage_named
@@ -30,30 +30,43 @@ CALL_PREFIX = "crmind_"  # tool call ids of calls crmind made itself (the ledger
 NAMED_TYPES = ("opportunity", "account", "contact", "lead", "case")
 MIN_NAME = 4  # shorter names ("Li", "ABC") appear inside ordinary words too often
 MAX_NAMED = 2  # at most 4 calls (two accounts, two each): the per-reply call limit
+_NAMED_MEMO = "crmind.named_records"  # session.info: (principal, message) -> named_records' answer
 
 
 def named_records(session: Session, principal: Principal, message: str) -> list[tuple[str, Any]]:
     """Readable records whose whole name appears in ``message`` (case-insensitive), longest name first.
 
     A name inside a longer named one ("Acme" inside the deal "Acme battery retrofit") is dropped: the longer name
-    is what the rep wrote.
+    is what the rep wrote. Kept for the session (one transaction): a turn's checks ask it more than once.
     """
+    memo = session.info.setdefault(_NAMED_MEMO, {})
+    if (principal, message) not in memo:
+        memo[(principal, message)] = _named_records(session, principal, message)
+    return list(memo[(principal, message)])
+
+
+def _named_records(session: Session, principal: Principal, message: str) -> list[tuple[str, Any]]:
     text = message.lower()
-    found: list[tuple[str, Any, str]] = []
-    for obj in NAMED_TYPES:
-        if obj not in READABLE[principal.role]:
-            continue
-        column = getattr(model_for(obj), NAME_FIELD[obj])
-        # ``:text LIKE '%' || lower(name) || '%'``: one scan of the names, in SQL, on either engine.
-        stmt = readable(principal, obj).where(func.length(column) >= MIN_NAME,
-                                              literal(text).contains(func.lower(column))).limit(10)
-        found += [(obj, r, str(getattr(r, NAME_FIELD[obj])).lower()) for r in session.scalars(stmt)]
-    found.sort(key=lambda f: -len(f[2]))
-    kept: list[tuple[str, Any, str]] = []
-    for obj, record, name in found:
+    # One query over every readable kind (a UNION of the names only), then the kept records by id: two round
+    # trips for a message naming one record, one for a message naming none (a query per kind before).
+    names = []
+    for obj in (o for o in NAMED_TYPES if o in READABLE[principal.role]):
+        model: Any = model_for(obj)
+        column = getattr(model, NAME_FIELD[obj])
+        names.append(readable(principal, obj).with_only_columns(
+            literal(obj).label("obj"), model.id.label("id"), column.label("name"))
+            # ``:text LIKE '%' || lower(name) || '%'``: one scan of the names, in SQL, on either engine.
+            .where(func.length(column) >= MIN_NAME, literal(text).contains(func.lower(column))).limit(10))
+    if not names:
+        return []
+    found = [(str(obj), int(ident), str(name).lower())
+             for obj, ident, name in session.execute(union_all(*(n.subquery().select() for n in names)))]
+    found.sort(key=lambda f: (-len(f[2]), NAMED_TYPES.index(f[0]), f[1]))  # longest first; ties in a fixed order
+    kept: list[tuple[str, int, str]] = []
+    for obj, ident, name in found:
         if not any(name in longer for _, _, longer in kept):
-            kept.append((obj, record, name))
-    return [(obj, record) for obj, record, _ in kept[:MAX_NAMED]]
+            kept.append((obj, ident, name))
+    return [(obj, session.get_one(model_for(obj), ident)) for obj, ident, _ in kept[:MAX_NAMED]]
 
 
 def lookups(session: Session, principal: Principal, message: str) -> list[ToolCall]:

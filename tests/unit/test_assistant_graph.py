@@ -285,6 +285,25 @@ def test_a_proposal_decided_elsewhere_is_not_asked_about_again(sqlite_world: Wor
     assert '"status":"applied"' in _tool_texts(fake.requests[-1])[-1]
 
 
+def test_a_proposal_rejected_elsewhere_is_not_applied_by_a_later_approve(sqlite_world: World) -> None:
+    """The card the rep sees is the one the tools step made; the decision reads the proposal afresh."""
+    from crm.proposals import reject
+
+    w = sqlite_world
+    opp = _opp(w)
+    fake = FakeChatModel(script=[call("update_stage", opportunity=f"opportunity:{opp}", stage="negotiation"),
+                                 say("Done.")])
+    bot, rep = assistant(w.engine, fake), w.p("a", "rep")
+    proposal = of_type(drain(bot.start_turn(rep, "t", "Move ESS-200 rollout a to negotiation")), "proposal")[0]
+    with session_factory(w.engine)() as s, s.begin():
+        stage_before = s.get_one(Opportunity, opp).stage
+        reject(s, rep, proposal.proposal["id"], "not now")  # e.g. in another tab
+    drain(bot.resume(rep, "t", {"action": "approve"}))
+    assert '"status":"rejected"' in _tool_texts(fake.requests[-1])[-1]
+    with session_factory(w.engine)() as s:
+        assert s.get_one(Opportunity, opp).stage == stage_before
+
+
 def test_a_chinese_follow_up_request_becomes_a_task_due_next_monday(sqlite_world: World) -> None:
     w = sqlite_world
     acct = f"account:{w.records['a']['account']}"
