@@ -302,11 +302,37 @@ def reanchor(engine: Engine) -> Anchor | None:
     The previous anchor file is kept beside it, renamed with the time, for the audit trail.
     """
     with _locked(engine):
-        path = anchor_path(engine)
-        if path.exists():
-            os.replace(path, path.with_suffix(f".replaced-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"))
+        _set_aside(anchor_path(engine))
         head, _ = _head(engine)
         return None if head is None else _write(engine, *head)
+
+
+def _set_aside(path: Path) -> Path | None:
+    """Rename an anchor file out of the way, keeping it (with the time in its name) for the audit trail."""
+    if not path.exists():
+        return None
+    aside = path.with_suffix(f".replaced-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.json")
+    os.replace(path, aside)
+    return aside
+
+
+@contextmanager
+def replacing_chain(engine: Engine) -> Iterator[None]:
+    """Set the old anchor aside around a deliberate replacement of the whole ledger (``crmind demo --reset``).
+
+    The new chain's first commit then anchors afresh, instead of being reported, on every commit, as a removed
+    tail. If the replacement fails, the old anchor is put back: the old chain is still there.
+    """
+    path = anchor_path(engine)
+    with _locked(engine):
+        aside = _set_aside(path)
+    try:
+        yield
+    except BaseException:
+        with _locked(engine):
+            if aside is not None and not path.exists():
+                os.replace(aside, path)
+        raise
 
 
 def mark_appended(session: Session, *, prev: tuple[int, str] | None, row: tuple[int, str], nested: bool) -> None:

@@ -7,6 +7,7 @@ import os
 import random
 import time
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from crm.models import (
     User,
 )
 from crm.schema import migrate
+from ledger.anchor import replacing_chain
 from ledger.models import Decision, DecisionRef
 
 # Rows at scale 1; users and teams do not scale.
@@ -205,7 +207,10 @@ def build_demo(engine: Engine, scale: float = 1.0, seed: int = 7, out_dir: Path 
     remaining = max(0, n["activities"] - len(acts))
     expected = (len(w.teams) + len(w.users) + sum(n.values()) + len(CUSTOM_FIELDS) + max(0, len(acts) - n[
         "activities"]) + len(lead_events) + 26 * len(w.accounts))  # the last term: at most a usage row a week
-    with transaction(engine) as session, tqdm(total=expected, desc="demo", unit="row", disable=not progress) as bar:
+    # A reset replaces the whole ledger too: its anchor starts afresh (see ledger.anchor.replacing_chain).
+    replacing = replacing_chain(engine) if reset else nullcontext()
+    with replacing, transaction(engine) as session, tqdm(total=expected, desc="demo", unit="row",
+                                                         disable=not progress) as bar:
         if reset:
             _reset(session)
         load = _Loader(session, bar)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from config.db import make_engine
+from config.db import make_engine, session_factory
 from crm.auth import hash_token
 from crm.demo import build_demo, sizes
 from crm.models import Account, Activity, Case, Contact, Event, Lead, Opportunity, User
@@ -175,7 +175,13 @@ def test_tokens_file_is_private_and_tokens_resolve(demo: Any) -> None:
             assert conn.scalar(stmt) == entry["email"]
 
 
-def test_refuses_non_empty_database_unless_reset(tmp_path: Path) -> None:
+def test_refuses_non_empty_database_unless_reset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 request: pytest.FixtureRequest) -> None:
+    from config.settings import get_settings
+
+    monkeypatch.setenv("CRMIND_DATA_DIR", str(tmp_path / "data"))  # the ledger anchor's folder
+    get_settings.cache_clear()
+    request.addfinalizer(get_settings.cache_clear)  # later tests read their own settings
     engine = _engine(tmp_path)
     build_demo(engine, scale=SCALE, seed=7, out_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="reset=True"):
@@ -185,3 +191,18 @@ def test_refuses_non_empty_database_unless_reset(tmp_path: Path) -> None:
         assert conn.scalar(select(func.count()).select_from(Account)) == result.counts["accounts"]
         assert conn.scalar(text("SELECT count(*) FROM decisions WHERE kind = 'demo_load'")) == 1
         assert conn.scalar(text("SELECT count(*) FROM outbox")) == 0
+    # The reset replaced the ledger, so its anchor starts afresh (the old one is kept beside it): the chain verifies
+    # with its anchor, and later commits move the anchor on.
+    import ledger
+    from ledger.anchor import anchor_dir, read_anchor
+    from ledger.query import verify
+
+    with session_factory(engine)() as s, s.begin():
+        ledger.append(s, kind="note", actor="user:1", input_summary="after the reset")
+    with session_factory(engine)() as s:
+        result_check = verify(s)
+        assert result_check.ok, result_check.reason
+    anchor = read_anchor(engine)
+    assert anchor is not None and anchor.seq == result_check.rows
+    assert anchor_dir() == tmp_path / "data" / "ledger-anchor"
+    assert len(list(anchor_dir().glob("*.replaced-*.json"))) == 1
