@@ -143,6 +143,16 @@ def with_tools(model: Any) -> Runnable[Any, Any]:
     return bound
 
 
+def warm_prefix(model: Any) -> None:
+    """Send the fixed prefix (system prompt + tool schemas) once, as every tool-calling model call starts.
+
+    llama.cpp keeps the tokens it evaluated last and reuses the longest common prefix of the next request, so
+    after this the first question evaluates only its own tokens: about 5,600 tokens less, minutes on 2 cores.
+    Give a model limited to one token; its reply is thrown away.
+    """
+    with_tools(model).invoke([SYSTEM_MESSAGE, HumanMessage(content="hi")])
+
+
 def model_messages(messages: Sequence[AnyMessage]) -> list[AnyMessage]:
     """What a model call sends: the fixed system prompt, then the conversation as the model sees it."""
     return [SYSTEM_MESSAGE, *notes_first(for_model(list(messages)))]

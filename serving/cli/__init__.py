@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -87,6 +88,8 @@ def serve(
     llm: Annotated[bool, typer.Option(help="Start the embedded llama.cpp engine if no LLM URL is set")] = True,
     workers: Annotated[int, typer.Option(min=1, max=64, help="API worker processes; more than one needs the index "
                                          "in another process (CRMIND_INDEX_URL or CRMIND_QDRANT_URL)")] = 1,
+    warm: Annotated[bool, typer.Option(help="Have the engine evaluate the assistant's fixed prompt at start, so the "
+                                       "first question does not wait for it")] = True,
 ) -> None:
     """Run the API server (and the embedded model engine and index follower).
 
@@ -123,6 +126,8 @@ def serve(
 
             engine_handle = ensure_engine(settings)
             typer.echo(f"model engine: {engine_handle.base_url} serving {', '.join(engine_handle.models)}")
+            if warm:
+                threading.Thread(target=_warm_assistant, name="warm-assistant", daemon=True).start()
         if workers == 1:
             # This process owns the index unless another one does.
             uvicorn.run(create_app(follow_index=not settings.index_url, open_assistant=True), host=host, port=port,
@@ -137,6 +142,27 @@ def serve(
     finally:
         if engine_handle is not None:
             engine_handle.stop()
+
+
+def _warm_assistant() -> None:
+    """Evaluate the assistant's fixed prompt in the engine while the server starts (see ``graph.warm_prefix``).
+
+    A question asked meanwhile waits for it, as it would have waited for its own first evaluation. A failure
+    only costs the first question its head start, so it is reported and the server goes on.
+    """
+    import time
+
+    from agents.assistant.graph import warm_prefix
+    from inference.gateway import chat_model
+    from inference.router import live_config
+
+    started = time.perf_counter()
+    try:
+        warm_prefix(chat_model(live_config().champion, record=False, max_tokens=1, timeout_s=1800))
+    except Exception as exc:  # noqa: BLE001 - any failure: the server serves on, the first question is just slower
+        typer.echo(f"assistant prompt not warmed ({type(exc).__name__}: {exc}); the first question evaluates it")
+        return
+    typer.echo(f"assistant prompt warmed in the model engine in {time.perf_counter() - started:.0f} s")
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:

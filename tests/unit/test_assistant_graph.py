@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from sqlalchemy import select, update
 
 from agents.assistant.graph import opening_messages, rep_label
@@ -318,6 +318,21 @@ def test_a_chinese_follow_up_request_becomes_a_task_due_next_monday(sqlite_world
     with session_factory(w.engine)() as s:
         task = s.scalar(select(Activity).where(Activity.kind == "task"))
         assert task is not None and task.owner_id == rep.user_id and task.account_id == w.records["a"]["account"]
+
+
+def test_the_warm_up_sends_the_prefix_every_tool_calling_model_call_starts_with(sqlite_world: World) -> None:
+    """``crmind serve`` warms the engine with it: useful only if a real turn's request starts the same way."""
+    from agents.assistant.graph import warm_prefix
+
+    w = sqlite_world
+    warm = FakeChatModel(script=[say("ok")])
+    warm_prefix(warm)
+    turn = FakeChatModel(script=[call("find_records", query="Acme"), say("Found it.")])
+    drain(assistant(w.engine, turn).start_turn(w.p("a", "rep"), "t", "Find Acme"))
+    assert warm.bound_tools[0] == turn.bound_tools[0] and warm.tool_choices[0] == turn.tool_choices[0]
+    for request in turn.requests:  # the system prompt first, then the conversation
+        assert request[0] == warm.requests[0][0]
+    assert isinstance(warm.requests[0][1], HumanMessage) and len(warm.requests[0]) == 2
 
 
 def test_a_draft_email_never_pauses_and_never_writes(sqlite_world: World) -> None:
