@@ -119,6 +119,8 @@ def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_on_signal)
     engine_handle = None
+    warmer: threading.Thread | None = None
+    stopping = threading.Event()
     try:
         run_migrations()
         if llm:
@@ -127,7 +129,9 @@ def serve(
             engine_handle = ensure_engine(settings)
             typer.echo(f"model engine: {engine_handle.base_url} serving {', '.join(engine_handle.models)}")
             if warm:
-                threading.Thread(target=_warm_assistant, name="warm-assistant", daemon=True).start()
+                warmer = threading.Thread(target=_warm_assistant, args=(stopping,), name="warm-assistant",
+                                          daemon=True)
+                warmer.start()
         if workers == 1:
             # This process owns the index unless another one does.
             uvicorn.run(create_app(follow_index=not settings.index_url, open_assistant=True), host=host, port=port,
@@ -140,11 +144,16 @@ def serve(
             uvicorn.run("serving.api.app:worker_app", factory=True, workers=workers, host=host, port=port,
                         log_level="info")
     finally:
+        stopping.set()
         if engine_handle is not None:
             engine_handle.stop()
+        if warmer is not None:
+            # Its request ends with the engine: let it finish before the interpreter does (a daemon thread still
+            # running then can abort the exit).
+            warmer.join(timeout=10)
 
 
-def _warm_assistant() -> None:
+def _warm_assistant(stopping: threading.Event) -> None:
     """Evaluate the assistant's fixed prompt in the engine while the server starts (see ``graph.warm_prefix``).
 
     A question asked meanwhile waits for it, as it would have waited for its own first evaluation. A failure
@@ -160,9 +169,11 @@ def _warm_assistant() -> None:
     try:
         warm_prefix(chat_model(live_config().champion, record=False, max_tokens=1, timeout_s=1800))
     except Exception as exc:  # noqa: BLE001 - any failure: the server serves on, the first question is just slower
-        typer.echo(f"assistant prompt not warmed ({type(exc).__name__}: {exc}); the first question evaluates it")
+        if not stopping.is_set():  # a shutdown stops the engine under it: nothing to report
+            typer.echo(f"assistant prompt not warmed ({type(exc).__name__}: {exc}); the first question evaluates it")
         return
-    typer.echo(f"assistant prompt warmed in the model engine in {time.perf_counter() - started:.0f} s")
+    if not stopping.is_set():
+        typer.echo(f"assistant prompt warmed in the model engine in {time.perf_counter() - started:.0f} s")
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
