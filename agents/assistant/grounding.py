@@ -15,10 +15,12 @@ change, not an answer, and ``clarify`` handles one that names no record.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from langchain_core.messages import ToolCall
-from sqlalchemy import ColumnElement, func, literal, literal_column, union_all
+from sqlalchemy import ColumnElement, String, any_, func, literal, literal_column, select, union_all
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from agents.assistant.request_filters import stage_named
@@ -56,12 +58,24 @@ def name_head(column: Any) -> ColumnElement[Any]:
     return func.substr(func.lower(column), literal_column("1"), literal_column(str(HEAD)))
 
 
+def _one_of(expr: ColumnElement[Any], values: list[str], dialect: str) -> ColumnElement[bool]:
+    """``expr`` is one of ``values``, sent as one bound value (an array; JSON on SQLite).
+
+    ``IN (:v1, ..., :vN)`` re-rendered and re-prepared the statement for every message (its length varies), which
+    cost more CPU than the scan the index saves.
+    """
+    if dialect == "postgresql":
+        return expr == any_(literal(values, ARRAY(String)))
+    return expr.in_(select(literal_column("value")).select_from(func.json_each(literal(json.dumps(values)))))
+
+
 def _named_records(session: Session, principal: Principal, message: str) -> list[tuple[str, Any]]:
     text = message.lower()
     # A name inside the message starts at one of its positions, so its first HEAD characters are one of the
     # message's HEAD-character windows: the index finds the few names with such a head, and only those are
     # checked for containment (a scan of every name of five tables before, ~10 ms on PostgreSQL at scale 1).
     heads = sorted({text[i:i + HEAD] for i in range(len(text) - HEAD + 1)})
+    dialect = session.get_bind().dialect.name
     names = []
     for obj in (o for o in NAMED_TYPES if o in READABLE[principal.role]):
         model: Any = model_for(obj)
@@ -69,7 +83,7 @@ def _named_records(session: Session, principal: Principal, message: str) -> list
         query = readable(principal, obj).with_only_columns(
             literal(obj).label("obj"), model.id.label("id"), func.lower(column).label("name"))
         if len(heads) <= MAX_HEADS:
-            query = query.where(name_head(column).in_(heads))
+            query = query.where(_one_of(name_head(column), heads, dialect))
         # ``:text LIKE '%' || lower(name) || '%'``, in SQL on either engine; MIN_NAME >= HEAD, so every name
         # that can match has a whole head.
         names.append(query.where(func.length(column) >= MIN_NAME, literal(text).contains(func.lower(column)))
