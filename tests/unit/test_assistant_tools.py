@@ -15,7 +15,7 @@ from agents.errors import ToolInputError
 from config.db import session_factory
 from crm.access import Principal
 from crm.errors import NotFound
-from crm.models import Proposal
+from crm.models import Account, Proposal
 from tests.fixtures.assistant import NOW, no_index, stub_search
 from tests.world import World
 
@@ -24,7 +24,7 @@ from tests.world import World
 def env(world: World, principal: Principal, **extra: Any) -> Iterator[ToolEnv]:
     with session_factory(world.engine)() as s, s.begin():
         yield ToolEnv(session=s, principal=principal, now=NOW, thread_id="user:1/t", turn_id=None,
-                      tool_call_id="call_1", message="test", search=stub_search, **extra)
+                      tool_call_id="call_1", message="test", **{"search": stub_search, **extra})
 
 
 def run(world: World, principal: Principal, tool: str, **args: Any) -> t.ToolResult:
@@ -186,6 +186,27 @@ def test_search_notes_returns_chunks_to_cite_and_falls_back_without_an_index(sql
                     message="", search=no_index)
         fallback = spec.run(e, spec.args(query="budget"))
     assert fallback.refs == [act] and "index unavailable" in fallback.data["note"]
+
+
+def test_a_search_within_one_account_leaves_its_name_out_of_the_query(sqlite_world: World) -> None:
+    w = sqlite_world
+    acct = w.records["a"]["account"]
+    with session_factory(w.engine)() as s:
+        name = s.get_one(Account, acct).name
+    sent: list[str] = []
+
+    def search(session: Any, principal: Principal, query: str, **kw: Any) -> Any:
+        sent.append(query)
+        return stub_search(session, principal, query, **kw)
+
+    spec = t.TOOLS_BY_NAME["search_notes"]
+    for account, query in ((f"account:{acct}", f"What budget did {name.upper()}'s CFO mention?"),
+                           (None, f"What budget did {name} mention?")):
+        with env(w, w.p("a", "rep"), search=search) as e:
+            found = spec.run(e, spec.args(query=query, account=account))
+        assert found.data["count"] >= 1
+    # within the account its name is in every passage and says nothing; across accounts it is what is searched
+    assert sent == ["What budget did CFO mention", f"What budget did {name} mention?"]
 
 
 def test_write_tools_propose_and_never_write(sqlite_world: World) -> None:
