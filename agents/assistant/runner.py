@@ -33,7 +33,7 @@ from sqlalchemy import Engine
 
 from agents.assistant.context import Context, ModelFactory, gateway_model, utcnow
 from agents.assistant.graph import build_graph, text_of
-from agents.assistant.state import Decision
+from agents.assistant.state import Decision, without_controls
 from agents.checkpointer import get_checkpointer
 from agents.errors import (
     AgentError,
@@ -143,7 +143,7 @@ class Assistant:
     def start_turn(self, principal: Principal, thread_id: str, message: str) -> Iterator[Event]:
         """Send the rep's message; events until the answer, or until a proposal waits for the rep."""
         key = self._key(principal, thread_id)
-        text = message.strip()
+        text = without_controls(message).strip()
         if not text:
             raise InvalidRequest("the message is empty")
         if len(text) > MAX_MESSAGE_CHARS:

@@ -6,13 +6,14 @@ the field's new value (no reducers besides ``add_messages``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from langchain_core.messages import AnyMessage, HumanMessage
 from langgraph.graph import add_messages
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agents.assistant.language import Language
 
@@ -92,6 +93,11 @@ class Decision(BaseModel):
     reason: str = Field("", max_length=1000, description="Why (rejections are told to the model)")
     proposal_id: int | None = Field(None, description="The proposal decided on; refused if another is pending")
 
+    @field_validator("reason")
+    @classmethod
+    def _visible_text(cls, reason: str) -> str:
+        return without_controls(reason)  # as the rep's message; edited values are cleaned by crm.fields
+
     @model_validator(mode="after")
     def _edits_go_with_edit(self) -> Decision:
         if self.action == "edit" and not self.edits:
@@ -99,6 +105,17 @@ class Decision(BaseModel):
         if self.action != "edit" and self.edits:
             raise ValueError("edits go with action 'edit'")
         return self
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # C0 controls and DEL; tab and newlines stay
+
+
+def without_controls(text: str) -> str:
+    """``text`` without invisible control characters (a NUL pasted from a PDF).
+
+    PostgreSQL stores no NUL in text, and the rep could not see them to take them out.
+    """
+    return _CONTROL.sub("", text)
 
 
 def message_text(message: AnyMessage) -> str:

@@ -119,6 +119,11 @@ def test_malformed_proposals_get_422_not_500(client: TestClient, world: World) -
                   "changes": {"amount": {"$gt": 1}}}):
         r = client.post("/v1/proposals", headers=h(world, "a:rep"), json=body)
         assert r.status_code == 422, r.text
+    # PostgreSQL stores no NUL in text: a NUL in a value is dropped, on either engine, not a 500
+    nul = client.post("/v1/proposals", headers=h(world, "a:rep"), json={
+        "object_type": "opportunity", "action": "update", "record_id": world.records["a"]["opportunity"],
+        "changes": {"name": "Renamed\u0000 deal"}})
+    assert nul.status_code == 201 and nul.json()["changes"]["name"]["after"] == "Renamed deal", nul.text
 
 
 def test_export_and_erase_a_contact(client: TestClient, world: World) -> None:

@@ -82,6 +82,22 @@ def test_a_proposal_pauses_the_turn_and_approval_applies_it_with_ledger_rows(sql
         assert verify(s).ok
 
 
+def test_control_characters_are_dropped_from_a_message_and_a_decision(world: World) -> None:
+    w = world  # PostgreSQL stores no NUL in text: before, a pasted NUL failed the turn there mid-stream
+    opp = _opp(w)
+    fake = FakeChatModel(script=[call("update_stage", opportunity=f"opportunity:{opp}", stage="negotiation"),
+                                 say("Left as it is.")])
+    bot, rep = assistant(w.engine, fake), w.p("a", "rep")
+    first = drain(bot.start_turn(rep, "t", "Move ESS-200\x00 rollout a\x07 to negotiation\x00"))
+    assert [e.type for e in first] == ["tool_step", "proposal"]
+    assert fake.requests[0][-1].content == "Move ESS-200 rollout a to negotiation"
+    assert of_type(drain(bot.resume(rep, "t", {"action": "reject", "reason": "not\x00 yet\ttoday"})), "answer")
+    assert _proposals(w)[-1].status == "rejected" and _stage(w) == "proposal"
+    with session_factory(w.engine)() as s:
+        rejection = s.scalars(select(Decision).where(Decision.kind == "rejection")).one()
+        assert rejection.input_summary == "not yet\ttoday"
+
+
 def test_an_edit_is_revalidated_and_an_invalid_one_is_asked_again(sqlite_world: World) -> None:
     w = sqlite_world
     opp = _opp(w)
