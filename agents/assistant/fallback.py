@@ -15,6 +15,7 @@ from typing import Any
 from langchain_core.messages import AnyMessage, HumanMessage, ToolMessage
 
 from agents.assistant.state import this_turn
+from crm.fields import STAGE_LABELS_ZH
 
 MAX_SHOWN = 10
 MIN_NAME = 4  # shorter names ("Li") are too likely to appear by chance
@@ -23,6 +24,14 @@ DETAIL_FIELDS = ("stage", "status", "priority", "amount", "close_date", "due", "
 MIN_QUOTE = 12  # characters: shorter quotes ("yes", a name) could come from anywhere
 MIN_COPY, SEED = 28, 8  # an unquoted copied passage: its weight (see _weight), and the run that starts one
 MIN_ECHO, MAX_ECHO_EXTRA = 6, 12  # a repeated request of at least 6 characters, with at most 12 others around it
+MIN_VALUE = 4  # a stated value shorter than this ("60", "won") could come from anywhere
+# Fields whose values are facts about one record (names and text are cited above; ids, kinds and types are not
+# evidence: "account" is the type of every account found)
+VALUE_FIELDS = frozenset({"stage", "status", "priority", "amount", "total", "close_date", "due", "sla_due", "when",
+                          "occurred_at", "created_at", "industry", "country", "city", "tier", "email", "phone",
+                          "company", "source", "competitor", "product", "website", "employees", "annual_revenue"})
+ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+MONEY = re.compile(r"[A-Z]{3} ([\d,]+)(?:\.\d+)?")
 QUOTED = re.compile(r'"([^"\n]+)"|“([^”\n]+)”|「([^」\n]+)」|『([^』\n]+)』')
 CALL_TEXT = re.compile(r'[{"]\s*"?name"?\s*:|<tool_call>|```json')
 INTRO = {
@@ -91,6 +100,57 @@ def cite_named_records(text: str, messages: list[AnyMessage]) -> str:
             end = at + len(label)
             end += 1 if text[end:end + 1] in ('"', "”", "」", "'") else 0  # keep a closing quote with the name
             text = f"{text[:end]} {ref}{text[end:]}"
+    return text
+
+
+def _stated_forms(field: str, value: Any) -> list[str]:
+    """How an answer may state a record's value: as returned, and a date, amount or stage as people write them."""
+    text = str(value).strip()
+    forms = [text]
+    if date := ISO_DATE.match(text):
+        year, month, day = date.groups()
+        forms += [date.group(0), f"{year}年{int(month)}月{int(day)}日"]  # a timestamp is stated by its day
+    elif money := MONEY.fullmatch(text):
+        forms.append(money.group(1))  # "CNY 250,000.00" is stated as "250,000"
+    elif field == "stage" and text in STAGE_LABELS_ZH:
+        forms.append(STAGE_LABELS_ZH[text])
+    return list(dict.fromkeys(f for f in forms if len(f) >= MIN_VALUE))
+
+
+def _stated_at(form: str, text: str) -> int:
+    """Where ``text`` states ``form`` as a whole word (any case); -1 if it does not."""
+    # not inside a longer word, number or date; Chinese runs straight on ("预计2027年2月24日成交")
+    edge = r"(?<![A-Za-z0-9_.,-])" if form[0].isascii() else ""
+    end = r"(?![A-Za-z0-9_,-]|\.\d)" if form[-1].isascii() else ""
+    found = re.search(edge + re.escape(form) + end, text, re.IGNORECASE)
+    return found.end() if found else -1
+
+
+def cite_stated_values(text: str, messages: list[AnyMessage]) -> str:
+    """Cite a record after a value the answer states that only that record, of those found this turn, holds.
+
+    "The ESS-100 rollout deal is expected to close on 2027-02-24." names the deal loosely, but the date is that
+    deal's close date and no other record found in this turn has it: the sentence is about that record. A value
+    two found records share ("proposal" in a list of deals) says nothing about which one, and is left alone.
+    """
+    if looks_like_a_call(text):  # a call written out is no answer: it is replaced by the records, not cited
+        return text
+    holders: dict[str, set[str]] = {}
+    for record in found_records(messages):
+        for field, value in record.items():
+            if field not in VALUE_FIELDS or value in (None, "") or isinstance(value, dict | list):
+                continue
+            for form in _stated_forms(field, value):
+                holders.setdefault(form.lower(), set()).add(str(record["ref"]))
+    cited: set[str] = set()
+    for form, refs in holders.items():
+        ref = next(iter(refs))
+        if len(refs) != 1 or ref in cited or f"[{ref}]" in text:
+            continue
+        end = _stated_at(form, text)
+        if end >= 0:
+            text = f"{text[:end]} [{ref}]{text[end:]}"
+            cited.add(ref)
     return text
 
 

@@ -53,6 +53,7 @@ from agents.assistant.context import Context
 from agents.assistant.fallback import (
     cite_named_records,
     cite_quoted_text,
+    cite_stated_values,
     echoes,
     looks_like_a_call,
     records_answer,
@@ -521,7 +522,8 @@ def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     # A small model sometimes repeats crmind's turn note, or a tool error's hint, as its answer: not an answer.
     said = "\n".join(line for line in text_of(last).splitlines()
                      if not line.startswith(NOTE_START) and line.strip() not in ERROR_HINTS).strip()
-    checked = check(cite_quoted_text(cite_named_records(said, state.messages), state.messages), state.evidence)
+    cited = cite_quoted_text(cite_named_records(said, state.messages), state.messages)
+    checked = check(cite_stated_values(cited, state.messages), state.evidence)
     echoed = echoes(said, rep_message(state))
     if (not checked.grounded and looks_like_a_call(checked.text)) or echoed:
         # no answer (a call as text, or the rep's request said back): show the records
