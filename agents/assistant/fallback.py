@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from langchain_core.messages import AnyMessage, HumanMessage, ToolMessage
@@ -91,11 +93,16 @@ def cite_named_records(text: str, messages: list[AnyMessage]) -> str:
     Small models often answer right ("ESS-200 rollout is in proposal") without the reference; a record named
     verbatim, and returned by a tool in this turn, is what the sentence is about.
     """
-    for record in found_records(messages):
+    records = found_records(messages)
+    tails = Counter(_own_part(record_label(r)) for r in records)
+    for record in records:
         label, ref = record_label(record), f"[{record['ref']}]"
         if len(label) < MIN_NAME or ref in text:
             continue
         at = text.find(label)
+        own = _own_part(label)
+        if at < 0 and own != label and len(own) >= MIN_NAME and tails[own] == 1:
+            label, at = own, text.find(own)  # "ESS-100 光储一体化（1台）" for "Acme - ESS-100 光储一体化（1台）"
         if at >= 0:
             end = at + len(label)
             end += 1 if text[end:end + 1] in ('"', "”", "」", "'") else 0  # keep a closing quote with the name
@@ -152,6 +159,11 @@ def cite_stated_values(text: str, messages: list[AnyMessage]) -> str:
             text = f"{text[:end]} [{ref}]{text[end:]}"
             cited.add(ref)
     return text
+
+
+def _own_part(label: str) -> str:
+    """A deal's own part of its name, after the account's ("Acme - ESS-200 rollout" -> "ESS-200 rollout")."""
+    return label.rsplit(" - ", 1)[-1].strip()
 
 
 def _plain(text: str) -> str:
@@ -239,8 +251,15 @@ def echoes(text: str, message: str) -> bool:
 
 
 def looks_like_a_call(text: str) -> bool:
-    """Empty, or a tool call written out as text rather than an answer."""
-    return not text.strip() or bool(CALL_TEXT.search(text))
+    """Empty, or a tool call written out (or told: "I called `list_opportunities` with…") rather than an answer."""
+    return not text.strip() or bool(CALL_TEXT.search(text)) or bool(_tool_named().search(text))
+
+
+@lru_cache(maxsize=1)
+def _tool_named() -> re.Pattern[str]:
+    from agents.assistant.tools import TOOLS_BY_NAME  # the tools module imports this one's callers
+
+    return re.compile(r"(?<![A-Za-z0-9_])(?:" + "|".join(map(re.escape, TOOLS_BY_NAME)) + r")(?![A-Za-z0-9_])")
 
 
 def records_answer(model_text: str, messages: list[AnyMessage], language: str) -> str | None:

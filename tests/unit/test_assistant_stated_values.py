@@ -70,3 +70,26 @@ def test_a_lookup_answered_with_the_value_but_no_reference_is_grounded(sqlite_wo
     answer = of_type(events, "answer")[0]
     assert answer.text == f"That deal is expected to close on {close} [opportunity:{opp}]."
     assert answer.grounded and answer.citations == [f"opportunity:{opp}"]
+
+
+def test_a_deal_named_without_its_accounts_part_is_cited_when_that_part_is_its_own() -> None:
+    from agents.assistant.fallback import cite_named_records
+
+    one = _found("list_opportunities", {"results": [DEAL, OTHER]})
+    assert cite_named_records("Stale: ESS-100 备用电源（5台） and Acme ESS-200 rollout.", one) == (
+        "Stale: ESS-100 备用电源（5台） [opportunity:6] and Acme ESS-200 rollout [opportunity:7].")
+    twin = {**OTHER, "ref": "opportunity:8", "name": "Beta Corp - ESS-100 备用电源（5台）"}
+    both = _found("list_opportunities", {"results": [DEAL, twin]})
+    assert cite_named_records("Stale: ESS-100 备用电源（5台）.", both) == "Stale: ESS-100 备用电源（5台）."
+
+
+def test_an_answer_that_tells_its_call_instead_of_answering_shows_the_records(sqlite_world: World) -> None:
+    w = sqlite_world
+    opp = w.records["a"]["opportunity"]
+    told = say("To list them I called `list_opportunities` with the following arguments: - `stage`: proposal. "
+               "The response provided the list of opportunities.")
+    fake = FakeChatModel(script=[call("list_opportunities", stage="proposal"), told])
+    answer = of_type(drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", "My deals in proposal?")),
+                     "answer")[0]
+    assert answer.text.startswith("Here is what I found") and "list_opportunities" not in answer.text
+    assert answer.grounded and answer.citations == [f"opportunity:{opp}"]
