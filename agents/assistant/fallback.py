@@ -35,6 +35,10 @@ VALUE_FIELDS = frozenset({"stage", "status", "priority", "amount", "total", "clo
 ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 MONEY = re.compile(r"[A-Z]{3} ([\d,]+)(?:\.\d+)?")
 QUOTED = re.compile(r'"([^"\n]+)"|“([^”\n]+)”|「([^」\n]+)」|『([^』\n]+)』')
+GIVE_UP = re.compile(r"\b(?:can ?not|can't|cannot|couldn't|could not|unable to|am not able to)\s+(?:answer|help|find|"
+                     r"provide|determine|tell)|无法(?:回答|提供|确定|找到|查到)|不能(?:回答|提供)|没有找到|未找到|查不到",
+                     re.IGNORECASE)
+MAX_GIVE_UP = 120  # longer answers say more than that they gave up
 CALL_TEXT = re.compile(r'[{"]\s*"?name"?\s*:|<tool_call>|```json')
 INTRO = {
     "en": "Here is what I found (the records as the tools returned them):",
@@ -248,6 +252,11 @@ def echoes(text: str, message: str) -> bool:
     """The answer only repeats the rep's request ("好的，我明白了。请总结一下…最近的备注。"): it answers nothing."""
     said, asked = _core(text), _core(message)
     return len(asked) >= MIN_ECHO and asked in said and len(said) - len(asked) <= MAX_ECHO_EXTRA
+
+
+def gives_up(text: str) -> bool:
+    """A short answer that only says it cannot answer ("抱歉，我无法回答这个问题。"): it claims nothing."""
+    return len(text) <= MAX_GIVE_UP and bool(GIVE_UP.search(text))
 
 
 def looks_like_a_call(text: str) -> bool:

@@ -55,6 +55,7 @@ from agents.assistant.fallback import (
     cite_quoted_text,
     cite_stated_values,
     echoes,
+    gives_up,
     looks_like_a_call,
     records_answer,
     tool_data,
@@ -537,6 +538,11 @@ def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             replaced = None
         else:
             checked = check(shown, state.evidence)
+    if not replaced and not checked.citations and gives_up(checked.text):
+        # "抱歉，我无法回答这个问题。" about a deal its lookup found: the apology stays, the records follow, cited
+        shown = records_answer(checked.text, state.messages, state.language)
+        if shown is not None:
+            replaced, checked = "gave up with records found", check(shown, state.evidence)
     kind = target_kind(rep_message(state), state.allowed_writes) if state.proposals_made == 0 else None
     asked = False
     if kind and not asks(checked.text) and not checked.citations:  # a cited answer stands (a misread request)

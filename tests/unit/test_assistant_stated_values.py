@@ -93,3 +93,20 @@ def test_an_answer_that_tells_its_call_instead_of_answering_shows_the_records(sq
                      "answer")[0]
     assert answer.text.startswith("Here is what I found") and "list_opportunities" not in answer.text
     assert answer.grounded and answer.citations == [f"opportunity:{opp}"]
+
+
+def test_an_apology_after_the_lookup_found_the_record_keeps_the_apology_and_shows_the_record(
+        sqlite_world: World) -> None:
+    w = sqlite_world
+    opp = w.records["a"]["opportunity"]
+    fake = FakeChatModel(script=[call("get_record", record=f"opportunity:{opp}", object_type="opportunity"),
+                                 say("抱歉，我无法回答这个问题。")])
+    events = drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t", "查一下那个商机目前的销售阶段。"))
+    answer = of_type(events, "answer")[0]
+    assert answer.text.startswith("抱歉，我无法回答这个问题。\n\n以下是查到的记录") and "proposal" in answer.text
+    assert answer.grounded and answer.citations[0] == f"opportunity:{opp}"  # then its account and activity
+    # with nothing found, the apology is the answer
+    fake = FakeChatModel(script=[call("find_records", query="Nowhere Ltd"), say("Sorry, I couldn't find it.")])
+    answer = of_type(drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t2", "Find Nowhere Ltd")),
+                     "answer")[0]
+    assert answer.text == "Sorry, I couldn't find it." and not answer.citations
