@@ -107,6 +107,12 @@ def test_a_list_call_that_drops_my_or_a_stated_amount_gets_them_from_the_reps_wo
     assert ask(rep, "my deals under 300k").refs == [opp]
     assert ask(mate, "my deals under 300k").data["count"] == 0  # "my" is the teammate's own, not the team's
     assert ask(mate, "my team's deals under 300k").refs == [opp]  # the team's: no owner added
+    # the rep as the one who has them (the full suite: "我现在一共有多少个未关闭的商机？" counted the team's)
+    for mine in ("How many open deals do I have?", "我现在一共有多少个未关闭的商机？",
+                 "统计一下我在方案报价阶段的商机数量。", "How many opportunities do I own in total?"):
+        assert ask(mate, mine).data["filters"]["owner"] == f"user:{mate.user_id} (you)", mine
+    for theirs in ("我们团队有多少个商机？", "What deals does our team have?", "我有个问题：全组有多少商机？"):
+        assert "owner" not in ask(mate, theirs).data["filters"], theirs
     kept = ask(rep, "deals over 1M", amount_min="100k")  # what the model passed is kept
     assert kept.refs == [opp] and "from_request" not in kept.data["filters"]
     # The request's one bound passed on the wrong side (seen from Qwen2.5-1.5B: "低于20万" as amount_min=200000)
