@@ -109,7 +109,10 @@ def cite_named_records(text: str, messages: list[AnyMessage]) -> str:
             label, at = own, text.find(own)  # "ESS-100 光储一体化（1台）" for "Acme - ESS-100 光储一体化（1台）"
         if at >= 0:
             end = at + len(label)
-            end += 1 if text[end:end + 1] in ('"', "”", "」", "'") else 0  # keep a closing quote with the name
+            if text[end:end + 2].lower() in ("'s", "’s"):
+                end += 2  # the possessive stays with the name: "Acme Inc.'s [account:4] data"
+            elif text[end:end + 1] in ('"', "”", "」", "'"):
+                end += 1  # and so does a closing quote
             text = f"{text[:end]} {ref}{text[end:]}"
     return text
 

@@ -110,3 +110,14 @@ def test_an_apology_after_the_lookup_found_the_record_keeps_the_apology_and_show
     answer = of_type(drain(assistant(w.engine, fake).start_turn(w.p("a", "rep"), "t2", "Find Nowhere Ltd")),
                      "answer")[0]
     assert answer.text == "Sorry, I couldn't find it." and not answer.citations
+
+
+def test_a_name_with_a_possessive_is_cited_after_the_possessive() -> None:
+    from agents.assistant.fallback import cite_named_records
+
+    acct = {"ref": "account:4", "name": "Brightwave Cloud Inc."}
+    found = _found("account_timeline", {"account": acct, "timeline": []})
+    assert cite_named_records("Brightwave Cloud Inc.'s monitoring data goes to SAP.", found) == (
+        "Brightwave Cloud Inc.'s [account:4] monitoring data goes to SAP.")
+    assert cite_named_records("It is 'Brightwave Cloud Inc.' as written.", found) == (
+        "It is 'Brightwave Cloud Inc.' [account:4] as written.")
