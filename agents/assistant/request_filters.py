@@ -23,7 +23,8 @@ from config.errors import CrmindError
 from crm.fields import CHOICES, STAGE_LABELS_ZH
 
 # "my deals", and the rep as the one who has them: "do I own", "I have", 我现在一共有多少个商机, 我在谈判阶段的商机
-_MINE = re.compile(r"\b(?:my|mine)\b|\b(?:do|did) I (?:own|have|hold|manage)\b|\bI (?:own|have|hold|manage)\b"
+_MINE = re.compile(r"\b(?:my|mine)\b|\b(?:do|did) I (?:own|have|hold|manage)\b"
+                   r"|\b(?:deals?|opportunities|leads?|cases?|accounts?) (?:that )?I (?:own|have|hold|manage)\b"
                    r"|我的|我名下|我手上|我负责|我(?:现在|目前|这边|手里)?(?:一共|总共)?(?:有|拥有)(?:多少|几)"
                    r"|我在[^，。？?]{1,12}的(?:商机|单子|线索|客户|工单)", re.IGNORECASE)
 _NOT_MINE = re.compile(r"\bmy team\b|\bour\b|\bteam'?s\b|我们|团队|全组|大家", re.IGNORECASE)

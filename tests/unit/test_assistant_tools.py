@@ -111,7 +111,9 @@ def test_a_list_call_that_drops_my_or_a_stated_amount_gets_them_from_the_reps_wo
     for mine in ("How many open deals do I have?", "我现在一共有多少个未关闭的商机？",
                  "统计一下我在方案报价阶段的商机数量。", "How many opportunities do I own in total?"):
         assert ask(mate, mine).data["filters"]["owner"] == f"user:{mate.user_id} (you)", mine
-    for theirs in ("我们团队有多少个商机？", "What deals does our team have?", "我有个问题：全组有多少商机？"):
+    assert ask(mate, "List the deals I own in proposal").data["filters"]["owner"] == f"user:{mate.user_id} (you)"
+    for theirs in ("我们团队有多少个商机？", "What deals does our team have?", "我有个问题：全组有多少商机？",
+                   "I have a call with Acme: which deals are open there?"):
         assert "owner" not in ask(mate, theirs).data["filters"], theirs
     kept = ask(rep, "deals over 1M", amount_min="100k")  # what the model passed is kept
     assert kept.refs == [opp] and "from_request" not in kept.data["filters"]
