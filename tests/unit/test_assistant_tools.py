@@ -24,7 +24,7 @@ from tests.world import World
 def env(world: World, principal: Principal, **extra: Any) -> Iterator[ToolEnv]:
     with session_factory(world.engine)() as s, s.begin():
         yield ToolEnv(session=s, principal=principal, now=NOW, thread_id="user:1/t", turn_id=None,
-                      tool_call_id="call_1", message="test", **{"search": stub_search, **extra})
+                      tool_call_id="call_1", **{"message": "test", "search": stub_search, **extra})
 
 
 def run(world: World, principal: Principal, tool: str, **args: Any) -> t.ToolResult:
@@ -215,6 +215,28 @@ def test_a_search_within_one_account_leaves_its_name_out_of_the_query(sqlite_wor
         assert found.data["count"] >= 1
     # within the account its name is in every passage and says nothing; across accounts it is what is searched
     assert sent == ["What budget did CFO mention", f"What budget did {name} mention?"]
+
+
+def test_an_activity_call_that_names_no_record_links_the_record_the_reps_message_names(sqlite_world: World) -> None:
+    w = sqlite_world
+    acct = w.records["a"]["account"]
+    with session_factory(w.engine)() as s:
+        name = s.get_one(Account, acct).name
+    spec = t.TOOLS_BY_NAME["log_activity"]
+    args = {"kind": "call", "subject": "Pricing walkthrough; they want a demo"}
+    with env(w, w.p("a", "rep"), message=f"Log a call with {name}: we went through the pricing") as e:
+        logged = spec.run(e, spec.args.model_validate(args))
+    assert logged.data["proposal"]["changes"]["account_id"]["after"] == acct
+    # a message that names no record still gets the error the model can correct from
+    with env(w, w.p("a", "rep"), message="Log a call: we went through the pricing") as e, \
+            pytest.raises(ToolInputError, match="name the account"):
+        spec.run(e, spec.args.model_validate(args))
+    # nor does another team's record count as named
+    with session_factory(w.engine)() as s:
+        other = s.get_one(Account, w.records["b"]["account"]).name
+    with env(w, w.p("a", "rep"), message=f"Log a call with {other}") as e, \
+            pytest.raises(ToolInputError, match="name the account"):
+        spec.run(e, spec.args.model_validate(args))
 
 
 def test_write_tools_propose_and_never_write(sqlite_world: World) -> None:
