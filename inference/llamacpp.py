@@ -84,7 +84,10 @@ def server_config(models: list[ServedModel], *, host: str, port: int, threads: i
         if m.chat_format is not None:
             entry["chat_format"] = m.chat_format
         entries.append(entry)
-    config: dict[str, Any] = {"host": host, "port": port, "models": entries}
+    # llama-cpp-python's server ends a streaming answer early ("[DONE]") as soon as another request waits for the
+    # model by default: with two reps chatting (or the warm-up beside the first question) one got a cut or empty
+    # answer. One model, one request at a time: the next one waits its turn instead.
+    config: dict[str, Any] = {"host": host, "port": port, "models": entries, "interrupt_requests": False}
     if api_key and api_key != "not-needed":
         config["api_key"] = api_key
     return config

@@ -82,6 +82,18 @@ def test_streaming_yields_many_chunks(engine: EngineHandle, cfg: ServingConfig) 
     assert len(chunks) > 3 and "".join(str(c.content) for c in chunks).strip()
 
 
+def test_a_streaming_answer_is_not_cut_short_by_a_request_waiting_behind_it(engine: EngineHandle,
+                                                                              cfg: ServingConfig) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    chat = chat_model("smollm2", cfg=cfg, record=False, max_tokens=48)
+    ask = "Write a short paragraph about the sea."
+    alone = "".join(str(c.content) for c in chat.stream(ask))
+    with ThreadPoolExecutor(2) as pool:  # the second waits for the model while the first streams
+        both = list(pool.map(lambda _: "".join(str(c.content) for c in chat.stream(ask)), range(2)))
+    assert len(alone) > 40 and both == [alone, alone]
+
+
 class FindAccount(BaseModel):
     name: str
 
