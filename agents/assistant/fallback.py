@@ -32,6 +32,8 @@ MIN_VALUE = 4  # a stated value shorter than this ("60", "won") could come from 
 VALUE_FIELDS = frozenset({"stage", "status", "priority", "amount", "total", "close_date", "due", "sla_due", "when",
                           "occurred_at", "created_at", "industry", "country", "city", "tier", "email", "phone",
                           "company", "source", "competitor", "product", "website", "employees", "annual_revenue"})
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
 ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 MONEY = re.compile(r"[A-Z]{3} ([\d,]+)(?:\.\d+)?")
 QUOTED = re.compile(r'"([^"\n]+)"|“([^”\n]+)”|「([^」\n]+)」|『([^』\n]+)』')
@@ -123,7 +125,9 @@ def _stated_forms(field: str, value: Any) -> list[str]:
     forms = [text]
     if date := ISO_DATE.match(text):
         year, month, day = date.groups()
-        forms += [date.group(0), f"{year}年{int(month)}月{int(day)}日"]  # a timestamp is stated by its day
+        named = MONTHS[int(month) - 1] if 1 <= int(month) <= 12 else ""
+        forms += [date.group(0), f"{year}年{int(month)}月{int(day)}日",  # a timestamp is stated by its day
+                  f"{named} {int(day)}, {year}", f"{int(day)} {named} {year}"]
     elif money := MONEY.fullmatch(text):
         forms.append(money.group(1))  # "CNY 250,000.00" is stated as "250,000"
     elif field == "stage" and text in STAGE_LABELS_ZH:

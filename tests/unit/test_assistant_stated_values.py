@@ -39,6 +39,8 @@ def test_a_value_only_one_found_record_holds_is_cited_after_it() -> None:
         "The ESS-100 deal is expected to close on 2027-02-24 [opportunity:6].")
     # as people write them: the day in Chinese, the amount without currency and cents, the stage's Chinese label
     assert cite_stated_values("预计2027年2月24日成交。", one) == "预计2027年2月24日 [opportunity:6]成交。"
+    assert cite_stated_values("It closes on February 24, 2027.", one).endswith("2027 [opportunity:6].")
+    assert cite_stated_values("Closing 24 February 2027", one).endswith("2027 [opportunity:6]")
     assert cite_stated_values("Worth 250,000 in total", one) == "Worth 250,000 [opportunity:6] in total"
     assert cite_stated_values("该商机现在处于方案报价阶段。", one) == "该商机现在处于方案报价 [opportunity:6]阶段。"
     assert cite_stated_values("It is at the PROPOSAL stage", one).endswith("PROPOSAL [opportunity:6] stage")
